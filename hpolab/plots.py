@@ -1,0 +1,123 @@
+"""Plotly figures built from histories and nothing else.
+
+As in Optuna's visualization module, each figure is two steps: a pure function that
+extracts the numbers from histories (tested on its own), and one that draws them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from hpolab.history import History
+
+PALETTE = qualitative.Plotly + qualitative.D3
+
+
+def curves(histories: Sequence[History], x: str = "iteration", y: str = "objective", points: int = 200) -> pd.DataFrame:
+    """Per problem and label, y against x over seeds: the geometric mean, min and max.
+
+    Each run is read as a step function of ``x`` (the value after the last step taken at
+    or before each grid point) on a common grid from 0 to the largest ``x`` reached, so
+    runs whose steps cost different numbers of evaluations line up. Runs that ended early
+    count only where they have values.
+
+    Returns:
+      A frame with columns problem, label, x, mean, low, high, runs.
+    """
+    rows = []
+    groups: dict[tuple[str, str], list[History]] = {}
+    for history in histories:
+        groups.setdefault((history.problem, history.label), []).append(history)
+    for (problem, label), runs in groups.items():
+        end = max(float(h.frame[x].iloc[-1]) for h in runs)
+        grid = np.unique(np.linspace(0, end, points).round(6))
+        stacked = np.full((len(runs), grid.size), np.nan)
+        for i, history in enumerate(runs):
+            xs = history.frame[x].to_numpy(dtype=float)
+            ys = history.frame[y].to_numpy(dtype=float)
+            at = np.searchsorted(xs, grid, side="right") - 1
+            inside = (at >= 0) & (grid <= xs[-1])
+            stacked[i, inside] = ys[at[inside]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            positive = np.where(stacked > 0, stacked, np.nan)
+            mean = np.exp(np.nanmean(np.log(positive), axis=0))
+        low, high = np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0)
+        counts = np.sum(~np.isnan(stacked), axis=0)
+        for values in zip(grid, mean, low, high, counts):
+            rows.append((problem, label, *values))
+    return pd.DataFrame(rows, columns=["problem", "label", "x", "mean", "low", "high", "runs"])
+
+
+def objective_figure(
+    histories: Sequence[History],
+    x: str = "iteration",
+    y: str = "objective",
+    title: str | None = None,
+    log: bool = True,
+) -> go.Figure:
+    """Objective against iterations, one line per label (geometric mean over seeds, with
+    a min-max band when there are several seeds)."""
+    data = curves(histories, x=x, y=y)
+    figure = go.Figure()
+    for i, (label, line) in enumerate(data.groupby("label", sort=False)):
+        color = PALETTE[i % len(PALETTE)]
+        if line["runs"].max() > 1:
+            band_x = np.concatenate([line["x"], line["x"][::-1]])
+            band_y = np.concatenate([line["high"], line["low"][::-1]])
+            figure.add_trace(
+                go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=color, opacity=0.15,
+                           line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=label)
+            )
+        figure.add_trace(go.Scatter(x=line["x"], y=line["mean"], name=label, line={"color": color},
+                                    legendgroup=label, mode="lines"))
+    figure.update_layout(
+        title=title,
+        xaxis_title="iteration (gradient + function evaluations)" if x == "iteration" else x,
+        yaxis_title=y.replace("_", " "),
+        yaxis_type="log" if log else "linear",
+        template="plotly_white",
+        legend={"font": {"size": 11}},
+    )
+    return figure
+
+
+def final_values(histories: Sequence[History], by: str = "p", y: str = "best_objective") -> pd.DataFrame:
+    """Per problem, method and value of ``by``: the mean over seeds of y at the end of each
+    run (runs without ``by`` in their config, such as the alternating baselines, get NaN)."""
+    rows = [
+        (h.problem, h.method, h.label, h.config.get(by, np.nan), h.seed, float(h.frame[y].iloc[-1]))
+        for h in histories
+    ]
+    frame = pd.DataFrame(rows, columns=["problem", "method", "label", by, "seed", y])
+    keys = ["problem", "method", by]
+    grouped = frame.groupby(keys, dropna=False, sort=False)
+    summary = grouped.agg(label=("label", "first"), mean=(y, "mean"), low=(y, "min"), high=(y, "max"),
+                          runs=(y, "size"))
+    return summary.reset_index()
+
+
+def sweep_figure(histories: Sequence[History], by: str = "p", y: str = "best_objective", title: str | None = None) -> go.Figure:
+    """Final y against ``by`` (one line per method); methods without ``by`` are drawn as
+    horizontal reference lines."""
+    data = final_values(histories, by=by, y=y)
+    figure = go.Figure()
+    for i, (method, line) in enumerate(data.groupby("method", sort=False)):
+        color = PALETTE[i % len(PALETTE)]
+        if line[by].isna().all():
+            figure.add_hline(y=float(line["mean"].iloc[0]), line_dash="dash", line_color=color,
+                             annotation_text=str(line["label"].iloc[0]), annotation_position="top left")
+            continue
+        line = line.sort_values(by)
+        figure.add_trace(go.Scatter(
+            x=line[by], y=line["mean"], name=method.upper(), mode="lines+markers", line={"color": color},
+            error_y={"type": "data", "symmetric": False, "array": line["high"] - line["mean"],
+                     "arrayminus": line["mean"] - line["low"]},
+        ))
+    figure.update_layout(title=title, xaxis_title=by, yaxis_title=f"{y.replace('_', ' ')} at the end",
+                         yaxis_type="log", template="plotly_white")
+    return figure

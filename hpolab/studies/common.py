@@ -1,0 +1,47 @@
+"""What every study shares: scales, the result object and its files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from hpolab.history import History, combine
+from hpolab.validation import check_choice
+
+SCALES = ("smoke", "cpu", "paper")
+
+
+def check_scale(scale: str) -> str:
+    return check_choice("scale", scale, SCALES)
+
+
+@dataclass
+class StudyResult:
+    """The histories of a study's runs and the summary table computed from them."""
+
+    histories: list[History]
+    summary: pd.DataFrame
+    parameters: dict = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> dict[str, Path]:
+        """Write ``summary.csv``, ``histories.csv`` (tidy, every step of every run) and
+        ``parameters.json`` into ``directory``; returns their paths."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "summary": directory / "summary.csv",
+            "histories": directory / "histories.csv",
+            "parameters": directory / "parameters.json",
+        }
+        self.summary.to_csv(paths["summary"], index=False)
+        combine(self.histories).to_csv(paths["histories"], index=False)
+        paths["parameters"].write_text(json.dumps(self.parameters, indent=2, default=str))
+        return paths
+
+    @property
+    def failed(self) -> list[History]:
+        """Runs that diverged or were stopped."""
+        return [h for h in self.histories if h.status != "finished"]

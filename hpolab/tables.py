@@ -1,0 +1,26 @@
+"""Result tables: rounded for display, saved as CSV."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def significant(value, digits: int = 3):
+    """``value`` rounded to ``digits`` significant digits (non-floats pass through)."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+    return value
+
+
+def rounded(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A copy with every float rounded to ``digits`` significant digits, so that printed
+    tables are stable across machines (nbval compares them)."""
+    return frame.apply(lambda column: column.map(lambda v: significant(v, digits)) if column.dtype.kind == "f" else column)
+
+
+def show(frame: pd.DataFrame, digits: int = 3) -> None:
+    """Print the rounded table as plain text (what nbval compares)."""
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(rounded(frame, digits).to_string(index=False))
