@@ -1,0 +1,116 @@
+"""The study notebooks as batch jobs: find them, read their parameters, run them with papermill."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import papermill
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def notebooks_dir() -> Path:
+    """``$HPOLAB_NOTEBOOKS`` if set, else the repository's ``notebooks/``."""
+    return Path(os.environ.get("HPOLAB_NOTEBOOKS", REPOSITORY / "notebooks"))
+
+
+def runs_dir() -> Path:
+    """``$HPOLAB_RUNS`` if set, else ``runs/`` in the current directory."""
+    return Path(os.environ.get("HPOLAB_RUNS", "runs"))
+
+
+def available() -> dict[str, Path]:
+    """Every study notebook by name (``01_jd_sphere`` -> its path)."""
+    return {path.stem: path for path in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))}
+
+
+def find(name: str) -> Path:
+    """The notebook called ``name``, or whose number is ``name`` (``01``)."""
+    notebooks = available()
+    matches = [path for stem, path in notebooks.items() if stem == name or stem.split("_")[0] == name]
+    if len(matches) != 1:
+        raise ValueError(f"notebook must be one of {sorted(notebooks)}, got {name!r}")
+    return matches[0]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    default: object
+    help: str
+
+
+def parameters(path: Path) -> dict[str, Parameter]:
+    """The notebook's ``parameters`` cell, as papermill reads it (name, type, default, comment)."""
+    found = papermill.inspect_notebook(str(path))
+    return {
+        name: Parameter(name, info["inferred_type_name"], _literal(info["default"]), info["help"])
+        for name, info in found.items()
+    }
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def coerce(parameter: Parameter, text: str):
+    """Parse a command-line value for ``parameter`` and check it against its declared type."""
+    value = _literal(text)
+    expected = parameter.type.replace(" ", "")
+    kinds = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": (list, tuple), "dict": dict}
+    allowed = [kinds[k] for k in expected.split("|") if k in kinds]
+    if "None" in expected.split("|") and value is None:
+        return value
+    if expected == "str" and not isinstance(value, str):
+        value = text
+    if allowed and not any(isinstance(value, kind) for kind in allowed):
+        raise ValueError(f"parameter {parameter.name} takes {parameter.type}, got {text!r}")
+    if isinstance(value, bool) and "bool" not in expected:
+        raise ValueError(f"parameter {parameter.name} takes {parameter.type}, got {text!r}")
+    return value
+
+
+def execute(name: str, values: dict | None = None, scale: str | None = None, output: Path | None = None,
+            report: bool = True, progress: bool = True) -> dict[str, Path]:
+    """Run a study notebook headlessly into its own folder under ``runs/``.
+
+    The folder (``runs/<notebook>/<scale>-<time>/`` unless ``output`` is given) receives
+    the executed notebook, the study's ``summary.csv``, ``histories.csv`` and
+    ``parameters.json`` (through the notebook's ``results_dir`` parameter) and, with
+    ``report``, an offline HTML report with the figures.
+
+    Returns:
+      The paths written, by kind (``notebook``, ``report``, ``summary``...).
+    """
+    path = find(name)
+    declared = parameters(path)
+    values = dict(values or {})
+    if scale is not None:
+        values["scale"] = scale
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise ValueError(f"parameter {unknown[0]!r} is not in {path.stem}'s parameters: {sorted(declared)}")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path(output) if output else runs_dir() / path.stem / f"{values.get('scale', declared['scale'].default)}-{stamp}"
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    if "results_dir" in declared:
+        values["results_dir"] = str(folder)
+    executed = folder / f"{path.stem}.ipynb"
+    papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
+                               cwd=str(path.parent), progress_bar=progress)
+    written = {"notebook": executed}
+    written.update({p.stem: p for p in sorted(folder.glob("*.csv"))})
+    if report:
+        from hpolab.report import export_html
+
+        written["report"] = export_html(executed, folder / f"{path.stem}.html")
+    return written

@@ -1,0 +1,144 @@
+"""The widget panel: pick a method and its settings, press Run, watch the run join the figure.
+
+A panel is built from a study's ``run_one`` function and the controls it takes. Run
+trains in a background thread while a plotly ``FigureWidget`` gains the run's line live;
+Stop ends the run cleanly (the history keeps what it computed); each new run adds a
+line, Clear removes them. Controls that a method does not use are hidden for it, and
+each control enforces its allowed range itself (a slider cannot leave (0, 1)).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import ipywidgets as w
+import plotly.graph_objects as go
+
+from hpolab.devices import device_names
+from hpolab.history import History
+
+REFRESH_EVERY = 20  # rows between live figure updates
+
+
+def p_slider(value: float = 0.5) -> w.FloatSlider:
+    """Gradient-step probability; the slider's own bounds keep it inside (0, 1)."""
+    return w.FloatSlider(value=value, min=0.05, max=0.95, step=0.05, description="p", continuous_update=False)
+
+
+def mu_slider(value: float = 1e-3) -> w.FloatLogSlider:
+    """Gaussian smoothing radius, > 0 by construction (a log slider)."""
+    return w.FloatLogSlider(value=value, base=10, min=-6, max=0, step=0.25, description="mu", readout_format=".1e")
+
+
+def device_dropdown(value: str = "cpu") -> w.Dropdown:
+    """The devices actually present, GPUs by name."""
+    names = device_names()
+    options = [(f"{key} ({name})" if key != "cpu" else "cpu", key) for key, name in names.items()]
+    return w.Dropdown(options=options, value=value if value in names else "cpu", description="device")
+
+
+class RunPanel:
+    """A control panel around ``run_one(**settings, callback=..., should_stop=...) -> History``.
+
+    Args:
+      run_one: runs one configuration; receives every control's value by name.
+      controls: the controls, by the keyword ``run_one`` takes them as; must include
+        ``method`` (a Dropdown).
+      uses: for each method, the names of the controls it uses; other controls are hidden
+        while it is selected (controls not named for any method are always shown).
+      x, y: the history columns the live figure plots.
+    """
+
+    def __init__(self, run_one: Callable[..., History], controls: dict[str, w.Widget],
+                 uses: dict[str, set[str]], x: str = "iteration", y: str = "objective", log_y: bool = True):
+        self.run_one, self.controls, self.uses, self.x, self.y = run_one, controls, uses, x, y
+        self.histories: list[History] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.run_button = w.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
+        self.clear_button = w.Button(description="Clear", icon="trash")
+        self.progress = w.FloatProgress(value=0, min=0, max=1, description="progress")
+        self.status = w.Label("")
+        self.figure = go.FigureWidget(layout={"template": "plotly_white", "height": 420,
+                                              "xaxis_title": x, "yaxis_title": y,
+                                              "yaxis_type": "log" if log_y else "linear"})
+        self.run_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self._stop.set())
+        self.clear_button.on_click(lambda _: self.clear())
+        controls["method"].observe(lambda _: self._show_used(), names="value")
+        self._show_used()
+        buttons = w.HBox([self.run_button, self.stop_button, self.clear_button, self.progress])
+        self.widget = w.VBox([w.HBox(list(controls.values()), layout={"flex_flow": "row wrap"}),
+                              buttons, self.status, self.figure])
+
+    def _show_used(self) -> None:
+        method = self.controls["method"].value
+        optional = set().union(*self.uses.values())
+        for name, control in self.controls.items():
+            visible = name not in optional or name in self.uses.get(method, set())
+            control.layout.display = None if visible else "none"
+
+    def settings(self) -> dict:
+        """The values of the visible controls (hidden ones do not apply to the method)."""
+        return {name: c.value for name, c in self.controls.items() if c.layout.display != "none"}
+
+    def label(self, settings: dict) -> str:
+        return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items())
+
+    def start(self) -> None:
+        """Run the current settings in the background (one run at a time)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        settings = self.settings()
+        self._stop.clear()
+        self.figure.add_scatter(x=[], y=[], mode="lines", name=self.label(settings))
+        trace = self.figure.data[-1]
+        self._thread = threading.Thread(target=self._work, args=(settings, trace), daemon=True)
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.status.value = f"running {self.label(settings)}"
+        self._thread.start()
+
+    def _work(self, settings: dict, trace) -> None:
+        xs, ys = [], []
+        budget = settings.get("iterations") or 1
+
+        def callback(row: dict) -> None:
+            xs.append(row[self.x])
+            ys.append(row[self.y])
+            if len(xs) % REFRESH_EVERY == 0:
+                self._draw(trace, xs, ys, row[self.x] / budget)
+
+        try:
+            history = self.run_one(**settings, callback=callback, should_stop=self._stop.is_set)
+            self.histories.append(history)
+            self.status.value = f"{history.label}: {history.status}, final {self.y} {history.final_objective:.4g}" + (
+                f" ({history.message})" if history.message else "")
+        except Exception as error:  # the panel reports; the kernel stays usable
+            self.status.value = f"error: {type(error).__name__}: {error}"
+        finally:
+            self._draw(trace, xs, ys, 1.0)
+            self.run_button.disabled, self.stop_button.disabled = False, True
+
+    def _draw(self, trace, xs, ys, fraction: float) -> None:
+        with self.figure.batch_update():
+            trace.x, trace.y = list(xs), list(ys)
+        self.progress.value = min(max(fraction, 0.0), 1.0)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the current run ends (for scripts and tests)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def clear(self) -> None:
+        """Remove every line and forget the runs."""
+        self.figure.data = ()
+        self.histories.clear()
+        self.progress.value = 0
+        self.status.value = ""
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

@@ -1,0 +1,20 @@
+"""Shared fixtures: small problems and quiet warnings."""
+
+import warnings
+
+import pytest
+
+from hpolab import sphere
+
+
+@pytest.fixture
+def quadratic():
+    """A small random rotated, shifted, ill-conditioned quadratic (kappa = 10)."""
+    return sphere(6, 4, ill_conditioned=True, seed=3)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        yield
