@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import papermill
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -78,6 +79,14 @@ def coerce(parameter: Parameter, text: str):
     return value
 
 
+def _drop_widget_state(path: Path) -> None:
+    """Remove saved widget state (megabytes of plotly's widget bundle; JupyterLab does
+    not re-render it anyway: the cells must run)."""
+    notebook = nbformat.read(path, as_version=4)
+    if notebook.metadata.pop("widgets", None) is not None:
+        nbformat.write(notebook, path)
+
+
 def execute(name: str, values: dict | None = None, scale: str | None = None, output: Path | None = None,
             report: bool = True, progress: bool = True) -> dict[str, Path]:
     """Run a study notebook headlessly into its own folder under ``runs/``.
@@ -107,6 +116,7 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
     executed = folder / f"{path.stem}.ipynb"
     papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
                                cwd=str(path.parent), progress_bar=progress)
+    _drop_widget_state(executed)
     written = {"notebook": executed}
     written.update({p.stem: p for p in sorted(folder.glob("*.csv"))})
     if report:

@@ -27,6 +27,7 @@ def run(
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    divergence_factor: float = 1e8,
 ) -> History:
     """Run ``method`` on ``problem`` until ``iterations`` evaluations are spent.
 
@@ -39,10 +40,13 @@ def run(
       progress: show a progress bar (tqdm.auto: a widget in notebooks).
       callback: called with each new row (a dict), e.g. to update a live figure.
       should_stop: polled after each step; returning True ends the run as ``"stopped"``.
+      divergence_factor: a run whose objective exceeds this multiple of its starting
+        magnitude (at least 1) has diverged.
 
     Returns:
-      The run's :class:`~hpolab.history.History`. A run whose objective becomes NaN or
-      infinite ends there with status ``"diverged"`` and keeps the steps before.
+      The run's :class:`~hpolab.history.History`. A run whose objective becomes NaN,
+      infinite or larger than ``divergence_factor`` times its start ends there with
+      status ``"diverged"`` and keeps the steps before.
     """
     check_count("iterations", iterations)
     generator = make_generator(seed)
@@ -71,16 +75,16 @@ def run(
             callback(row)
         return row
 
-    record(0, "start")
+    limit = divergence_factor * max(abs(record(0, "start")["objective"]), 1.0)
     status, message = "finished", ""
     with tqdm(total=iterations, desc=method.label, disable=not progress, leave=False) as bar:
         while oracle.evaluations < iterations:
             state = method.update(state, oracle, generator)
             row = record(len(rows), state.kind)
             bar.update(min(row["iteration"], iterations) - bar.n)
-            if not math.isfinite(row["objective"]):
+            if not math.isfinite(row["objective"]) or abs(row["objective"]) > limit:
                 status = "diverged"
-                message = f"diverged at step {row['step']}: the objective became {row['objective']}"
+                message = f"diverged at step {row['step']}: the objective reached {row['objective']:.4g}"
                 break
             if should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped by request at step {row['step']}"

@@ -21,6 +21,7 @@ def rounded(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def show(frame: pd.DataFrame, digits: int = 3) -> None:
-    """Print the rounded table as plain text (what nbval compares)."""
-    with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(rounded(frame, digits).to_string(index=False))
+    """Print the table as plain text, floats to ``digits`` significant digits in their
+    shortest form (what nbval compares)."""
+    formatters = {name: (lambda v: f"{significant(v, digits):g}") for name in frame.columns if frame[name].dtype.kind == "f"}
+    print(frame.to_string(index=False, formatters=formatters))

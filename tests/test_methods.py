@@ -124,7 +124,7 @@ def test_bayesian_baseline_first_trial_is_the_start_point(quadratic):
 
 
 def test_diverging_run_stops_cleanly_and_keeps_its_steps(quadratic):
-    history = run(joint_descent(p=0.9, beta_x=1e-3), quadratic, 5000, seed=0)
+    history = run(joint_descent(p=0.9, beta_x=0.1), quadratic, 5000, seed=0)
     assert history.status == "diverged"
     assert "diverged at step" in history.message
     assert len(history.frame) > 2

@@ -5,6 +5,11 @@ Each training cycle starts x from a fresh random point and takes gradient steps
 relative to its previous value; the value reached is the tuner's observation of g(y), and
 the tuner's next y starts the next cycle. Every gradient step is one iteration, so the
 objective traces the sawtooth of the paper's Figure 1.
+
+A tuner that compares two trainings (the zeroth-order one: g(y + mu u) - g(y)) sets
+``paired``; the second training of a pair then restarts from the same random x as the
+first (common random numbers), so the difference measures y, not two random starts
+stopped at a 1 % tolerance.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class AlternatingState(NamedTuple):
     x: torch.Tensor
     y: torch.Tensor
     previous: float | None  # the last training value in this cycle
+    start: torch.Tensor  # the random x this cycle started from
     tuner: object  # has ask(generator) -> y and tell(value)
     trials: int  # completed training cycles
     kind: str
@@ -33,15 +39,18 @@ def alternating(name: str, label: str, make_tuner: Callable, tolerance: float = 
 
     def init(x0, y0, oracle, generator):
         tuner = make_tuner(y0, oracle.problem, generator)
-        return AlternatingState(x0, tuner.ask(generator), None, tuner, 0, "start")
+        return AlternatingState(x0, tuner.ask(generator), None, x0, tuner, 0, "start")
 
     def update(state, oracle, generator):
         value, grad = oracle.value_and_grad_x(state.x, state.y)
         value = float(value)
         if state.previous is not None and abs(value - state.previous) <= tolerance * abs(state.previous):
             state.tuner.tell(value)
-            x0, _ = oracle.problem.initial_point(generator)
-            return AlternatingState(x0, state.tuner.ask(generator), None, state.tuner, state.trials + 1, "tune")
+            x0 = oracle.problem.initial_point(generator)[0]
+            if getattr(state.tuner, "paired", False):
+                x0 = state.start
+            y = state.tuner.ask(generator)
+            return AlternatingState(x0, y, None, x0, state.tuner, state.trials + 1, "tune")
         x = state.x - grad / oracle.problem.beta_x
         return state._replace(x=x, previous=value, kind="gradient")
 

@@ -61,6 +61,11 @@ class GaussianSmoothingTuner:
         self.u = None
         self.base_value = None
 
+    @property
+    def paired(self) -> bool:
+        """True while the next trial is the probe y + mu u, to be compared with g(y)."""
+        return self.base_value is not None
+
     def ask(self, generator: torch.Generator) -> torch.Tensor:
         if self.base_value is None:
             return self.y

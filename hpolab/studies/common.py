@@ -37,7 +37,7 @@ class StudyResult:
             "parameters": directory / "parameters.json",
         }
         self.summary.to_csv(paths["summary"], index=False)
-        combine(self.histories).to_csv(paths["histories"], index=False)
+        combine(self.histories).to_csv(paths["histories"], index=False, float_format="%.8g")
         paths["parameters"].write_text(json.dumps(self.parameters, indent=2, default=str))
         return paths
 

@@ -210,15 +210,26 @@ def findings(result: StudyResult) -> list[str]:
             best_p = min(scores, key=scores.get)
             ranking = ", ".join(f"p={p:g}: {_fmt(scores[p])}" for p in ps)
             lines.append(f"{function}, {name}: best p = {best_p:g} (mean best objective {ranking})")
-        jd = _mean_best(histories, "JD")
         for name in (n for n in names if n.startswith("AJD")):
-            ajd = _mean_best(histories, name)
-            if jd == jd:
-                verdict = f"{name} beats JD" if ajd < jd else f"JD beats {name}"
-                lines.append(f"{function}: {verdict} (best objective, mean over p and seeds: "
-                             f"{name} {_fmt(ajd)}, JD {_fmt(jd)})")
+            lines.append(_compare(function, histories, name, "JD"))
         lines += _before_second_y(function, histories)
     return lines
+
+
+def _compare(function: str, histories: Sequence[History], challenger: str, reference: str) -> str:
+    """Challenger against reference at p = 0.5 and each at its own best p."""
+    def scores(name):
+        return {h.config["p"]: _mean_best(histories, name, h.config["p"]) for h in histories if variant(h) == name}
+
+    ours, theirs = scores(challenger), scores(reference)
+    best_ours, best_theirs = min(ours, key=ours.get), min(theirs, key=theirs.get)
+    half = ""
+    if 0.5 in ours and 0.5 in theirs:
+        word = "beats" if ours[0.5] < theirs[0.5] else "loses to"
+        half = f"at p=0.5 {challenger} {word} {reference} ({_fmt(ours[0.5])} vs {_fmt(theirs[0.5])}); "
+    word = "beats" if ours[best_ours] < theirs[best_theirs] else "loses to"
+    return (f"{function}: {half}each at its best p, {challenger} (p={best_ours:g}, {_fmt(ours[best_ours])}) "
+            f"{word} {reference} (p={best_theirs:g}, {_fmt(theirs[best_theirs])})")
 
 
 def _before_second_y(function: str, histories: Sequence[History]) -> list[str]:
@@ -235,12 +246,15 @@ def _before_second_y(function: str, histories: Sequence[History]) -> list[str]:
                 compared.append((at, _best_at(jd_runs[h.seed], at), _best_at(h, at)))
         if not compared:
             continue
+        end_jd = _mean_best(histories, "JD", 0.5)
+        end_baseline = _mean_best(histories, baseline)
         n = len(compared)
         wins = sum(j < b for _, j, b in compared)
         lines.append(
             f"{function}, JD p=0.5 vs {baseline}: when {baseline} picks its second y (iteration "
             f"{sum(a for a, _, _ in compared) / n:.0f} on average), JD is better in {wins} of {n} seeds "
             f"(best objective so far: JD {_fmt(sum(j for _, j, _ in compared) / n)}, "
-            f"{baseline} {_fmt(sum(b for _, _, b in compared) / n)})"
+            f"{baseline} {_fmt(sum(b for _, _, b in compared) / n)}); at the end of the budget: "
+            f"JD {_fmt(end_jd)}, {baseline} {_fmt(end_baseline)}"
         )
     return lines

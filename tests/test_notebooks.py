@@ -1,0 +1,86 @@
+"""The notebooks as a user and as CI meet them: clean sources, smoke references, batch runs.
+
+nbval itself re-executes tests/notebooks/*.ipynb (smoke-scale references made by
+tools/refresh_references.py) and compares the cells tagged ``nbval-check-output``.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hpolab import notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def code_cells(notebook):
+    return [c.source for c in notebook.cells
+            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_notebook_is_clean_and_defaults_to_cpu_scale(source):
+    notebook = nbformat.read(source, as_version=4)
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+    params = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    assert notebooks.parameters(source)["scale"].default == "cpu"
+    assert any("nbval-check-output" in c.metadata.get("tags", []) for c in notebook.cells)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_smoke_reference_is_in_sync_with_its_notebook(source):
+    reference = ROOT / "tests" / "notebooks" / source.name
+    assert reference.exists(), f"run: python tools/refresh_references.py {source.stem}"
+    ref = nbformat.read(reference, as_version=4)
+    assert code_cells(ref) == code_cells(nbformat.read(source, as_version=4)), (
+        f"{source.name} changed: run python tools/refresh_references.py {source.stem}")
+    injected = [c.source for c in ref.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'scale = "smoke"' in injected[0]
+    errors = [o for c in ref.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+
+
+def test_hpolab_run_at_smoke_writes_notebook_tables_and_offline_report(tmp_path):
+    written = notebooks.execute("01_jd_sphere", {"iterations": 30, "functions": ["sphere"]}, scale="smoke",
+                                output=tmp_path / "run", progress=False)
+    assert set(written) == {"notebook", "summary", "histories", "report"}
+    summary = written["summary"].read_text().splitlines()
+    assert summary[0] == "function,method,p,final,best,runs,diverged"
+    assert len(summary) == 1 + 5 * 3 + 2  # JD and two AJD step scales per p, two baselines
+    html = written["report"].read_text()
+    assert html.count("Plotly.newPlot") == 1 + 2 + 1  # figure 1, figure 2 per step scale, p sweep
+    assert '<script src="http' not in html
+    executed = nbformat.read(written["notebook"], as_version=4)
+    assert not [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "hpolab.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_list_shows_parameters_with_types_and_defaults():
+    result = cli("list")
+    assert result.returncode == 0
+    assert "01_jd_sphere" in result.stdout
+    assert "  scale: str = 'cpu'  # smoke" in result.stdout
+    assert "  p_values: list = [0.1, 0.3, 0.5, 0.7, 0.9]" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "99_nothing"], "notebook must be one of ['01_jd_sphere']"),
+    (["run", "01", "-p", "learning_rate", "0.1"], "parameter 'learning_rate' is not in 01_jd_sphere's parameters"),
+    (["run", "01", "-p", "seeds", "many"], "parameter seeds takes int, got 'many'"),
+    (["run", "01", "-p", "mu", "[1]"], "parameter mu takes float, got '[1]'"),
+    (["run", "01", "--scale", "huge"], "invalid choice: 'huge'"),
+])
+def test_cli_bad_input_ends_with_one_line_and_status_2(args, message):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("hpolab") and result.stdout == ""

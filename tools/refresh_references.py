@@ -1,0 +1,29 @@
+"""Re-execute every notebook at smoke scale into tests/notebooks/, the outputs nbval compares.
+
+Run after changing a notebook (tests/test_notebooks.py fails until you do):
+
+    python tools/refresh_references.py [NAME ...]
+"""
+
+import sys
+from pathlib import Path
+
+import papermill
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def refresh(names: list[str]) -> None:
+    sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    for source in sources:
+        if names and source.stem not in names:
+            continue
+        target = ROOT / "tests" / "notebooks" / source.name
+        target.parent.mkdir(exist_ok=True)
+        print(f"{source.name} -> {target.relative_to(ROOT)}")
+        papermill.execute_notebook(str(source), str(target), parameters={"scale": "smoke"},
+                                   kernel_name="python3", cwd=str(source.parent))
+
+
+if __name__ == "__main__":
+    refresh(sys.argv[1:])
