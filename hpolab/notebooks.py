@@ -79,7 +79,7 @@ def coerce(parameter: Parameter, text: str):
     return value
 
 
-def _drop_widget_state(path: Path) -> None:
+def drop_widget_state(path: Path) -> None:
     """Remove saved widget state (megabytes of plotly's widget bundle; JupyterLab does
     not re-render it anyway: the cells must run)."""
     notebook = nbformat.read(path, as_version=4)
@@ -116,7 +116,7 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
     executed = folder / f"{path.stem}.ipynb"
     papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
                                cwd=str(path.parent), progress_bar=progress)
-    _drop_widget_state(executed)
+    drop_widget_state(executed)
     written = {"notebook": executed}
     written.update({p.stem: p for p in sorted(folder.glob("*.csv"))})
     if report:

@@ -27,7 +27,7 @@ def run(
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    divergence_factor: float = 1e8,
+    divergence_factor: float = 1e6,
 ) -> History:
     """Run ``method`` on ``problem`` until ``iterations`` evaluations are spent.
 

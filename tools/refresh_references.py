@@ -1,6 +1,8 @@
 """Re-execute every notebook at smoke scale into tests/notebooks/, the outputs nbval compares.
 
-Run after changing a notebook (tests/test_notebooks.py fails until you do):
+Only the outputs of cells tagged ``nbval-check-output`` are kept: nbval runs with
+``--nbval-lax`` and compares nothing else. Run after changing a notebook
+(tests/test_notebooks.py fails until you do):
 
     python tools/refresh_references.py [NAME ...]
 """
@@ -8,6 +10,7 @@ Run after changing a notebook (tests/test_notebooks.py fails until you do):
 import sys
 from pathlib import Path
 
+import nbformat
 import papermill
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +26,17 @@ def refresh(names: list[str]) -> None:
         print(f"{source.name} -> {target.relative_to(ROOT)}")
         papermill.execute_notebook(str(source), str(target), parameters={"scale": "smoke"},
                                    kernel_name="python3", cwd=str(source.parent))
+        keep_compared_outputs(target)
+
+
+def keep_compared_outputs(path: Path) -> None:
+    """Keep only what nbval compares (cells tagged nbval-check-output): small, diff-able."""
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "nbval-check-output" not in cell.metadata.get("tags", []):
+            cell.outputs = []
+    nbformat.write(notebook, path)
 
 
 if __name__ == "__main__":
