@@ -8,8 +8,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import sys
+
 import nbformat
 import papermill
+
+from hpolab.progress import ENVIRONMENT_VARIABLE
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -114,8 +118,12 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
     if "results_dir" in declared:
         values["results_dir"] = str(folder)
     executed = folder / f"{path.stem}.ipynb"
+    if progress:  # the kernel inherits the variable: its bars print as text, relayed to this terminal
+        os.environ[ENVIRONMENT_VARIABLE] = "text"
     papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
-                               cwd=str(path.parent), progress_bar=progress)
+                               cwd=str(path.parent), progress_bar=False,
+                               stdout_file=sys.stdout if progress else None,
+                               stderr_file=sys.stderr if progress else None)
     drop_widget_state(executed)
     written = {"notebook": executed}
     written.update({p.stem: p for p in sorted(folder.glob("*.csv"))})

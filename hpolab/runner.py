@@ -6,7 +6,7 @@ import math
 import time
 from typing import Callable
 
-from tqdm.auto import tqdm
+from hpolab.progress import progress_bar
 
 import pandas as pd
 
@@ -37,7 +37,7 @@ def run(
       iterations: budget of gradient plus function evaluations (the paper's iterations).
       seed: seeds the start point and every random choice of the method; on the CPU two
         runs with the same seed give identical histories.
-      progress: show a progress bar (tqdm.auto: a widget in notebooks).
+      progress: show a progress bar (a widget in notebooks, text lines in batch runs).
       callback: called with each new row (a dict), e.g. to update a live figure.
       should_stop: polled after each step; returning True ends the run as ``"stopped"``.
       divergence_factor: a run whose objective exceeds this multiple of its starting
@@ -77,7 +77,7 @@ def run(
 
     limit = divergence_factor * max(abs(record(0, "start")["objective"]), 1.0)
     status, message = "finished", ""
-    with tqdm(total=iterations, desc=method.label, disable=not progress, leave=False) as bar:
+    with progress_bar(total=iterations, desc=method.label, disable=not progress, leave=False) as bar:
         while oracle.evaluations < iterations:
             state = method.update(state, oracle, generator)
             row = record(len(rows), state.kind)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
+from hpolab.progress import progress_bar
 
 from hpolab.devices import resolve_device
 from hpolab.history import History
@@ -100,12 +100,12 @@ def run_study(
 
     histories: list[History] = []
     total = len(functions) * seeds * len(methods_list)
-    with tqdm(total=total, desc="runs", disable=not progress) as bar:
+    with progress_bar(total=total, desc="runs", disable=not progress) as bar:
         for function in functions:
             for seed in range(seeds):
                 problem = make_problem(function, seed=seed, device=torch_device)
                 for method in methods_list:
-                    bar.set_postfix_str(f"{function}, {method.label}, seed {seed}")
+                    bar.set_postfix_str(f"{function}, {method.label}, seed {seed}", refresh=False)
                     histories.append(run(method, problem, iterations, seed=seed))
                     bar.update()
     parameters = {
