@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-COUNTERS = ["gradient_evaluations", "function_evaluations"]
+COUNTERS = ["gradient_evaluations", "function_evaluations", "hvp_evaluations"]
 COLUMNS = ["step", "iteration", *COUNTERS, "wall_time", "objective", "best_objective", "kind"]
 
 
@@ -16,7 +16,8 @@ class History:
 
     Attributes:
       frame: one row per step (row 0 is the start): ``step``, ``iteration`` (gradient and
-        function evaluations so far, the paper's iteration count), the two counters,
+        function evaluations so far, the paper's iteration count), the counters (gradient,
+        function and Hessian-vector-product evaluations),
         ``wall_time`` (seconds), ``objective`` f(x, y) at the current iterate,
         ``best_objective`` (its running minimum), ``kind`` (what the step did), and one
         column per hyperparameter.

@@ -21,6 +21,7 @@ class Oracle:
         self.problem = problem
         self.gradient_evaluations = 0
         self.function_evaluations = 0
+        self.hvp_evaluations = 0
         self._batched = vmap(problem.objective, in_dims=(None, 0))
         self._grad_x = grad_and_value(problem.objective, argnums=0)
 
@@ -38,9 +39,15 @@ class Oracle:
         grad, value = self._grad_x(x, y)
         return value, grad
 
+    def charge(self, cost: Cost) -> None:
+        """Count work done outside the oracle, e.g. a hypergradient's training runs."""
+        self.gradient_evaluations += cost.gradient_evaluations
+        self.function_evaluations += cost.function_evaluations
+        self.hvp_evaluations += cost.hvp_evaluations
+
     @property
     def cost(self) -> Cost:
-        return Cost(self.gradient_evaluations, self.function_evaluations)
+        return Cost(self.gradient_evaluations, self.function_evaluations, self.hvp_evaluations)
 
     @property
     def evaluations(self) -> int:

@@ -64,6 +64,7 @@ def run(
             "iteration": oracle.evaluations,
             "gradient_evaluations": oracle.gradient_evaluations,
             "function_evaluations": oracle.function_evaluations,
+            "hvp_evaluations": oracle.hvp_evaluations,
             "wall_time": time.perf_counter() - start,
             "objective": value,
             "best_objective": best if math.isfinite(value) else rows[-1]["best_objective"] if rows else value,
@@ -85,6 +86,7 @@ def run(
             if not math.isfinite(row["objective"]) or abs(row["objective"]) > limit:
                 status = "diverged"
                 message = f"diverged at step {row['step']}: the objective reached {row['objective']:.4g}"
+                message += f" ({state.message})" if getattr(state, "message", "") else ""
                 break
             if should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped by request at step {row['step']}"

@@ -22,6 +22,7 @@ import torch
 
 from hpolab.oracle import Oracle
 from hpolab.protocol import Method
+from hpolab.smoothing import smoothed_gradient
 from hpolab.validation import check_open_unit, check_positive
 
 
@@ -58,8 +59,7 @@ def unbiased_joint_gradient(
         return grad / p, torch.zeros_like(y), "gradient"
     u = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
     values = oracle.value(x, torch.stack([y, y + mu * u]))
-    slope = (values[1] - values[0]) / mu
-    return torch.zeros_like(x), slope * u / (1 - p), "zeroth-order"
+    return torch.zeros_like(x), smoothed_gradient(values[0], values[1:], u[None], mu) / (1 - p), "zeroth-order"
 
 
 def accelerated_joint_descent(p: float = 0.5, mu: float = 1e-3, step_scale: float = 1.0) -> Method:

@@ -11,6 +11,7 @@ import warnings
 import optuna
 import torch
 
+from hpolab.smoothing import smoothed_gradient
 from hpolab.validation import check_positive
 
 
@@ -76,7 +77,7 @@ class GaussianSmoothingTuner:
         if self.base_value is None:
             self.base_value = value
             return
-        slope = (value - self.base_value) / self.mu
-        if math.isfinite(slope):
-            self.y = self.y - self.h * slope * self.u
+        if math.isfinite(value - self.base_value):
+            step = smoothed_gradient(torch.tensor(self.base_value), torch.tensor([value]), self.u[None], self.mu)
+            self.y = self.y - self.h * step.to(self.y)
         self.base_value = None

@@ -1,0 +1,277 @@
+"""Performance of hpolab's hypergradient estimators against plain baselines (CPU, float32).
+
+Run by hand from the repository root (about 6 minutes on 2 cores; ``--quick``: about 1)::
+
+    .venv/bin/python benchmarks/hypergrad.py [--quick]
+
+Three claims of ``hpolab.hypergrad`` are measured, each against a target:
+
+1. **Forward mode vs a per-column recursion.** ``forward_hypergradient`` pushes the K
+   tangent columns of d theta / d alpha through each SGD step as one ``vmap(jvp(step))``.
+   The reference (:func:`reference_hypergradient`) is the official FDS code's approach,
+   written plainly here: the paper's Eq. 4 for learning rates with one double-backward
+   Hessian-vector product per column per step. Both train the same MLP with the same
+   data order and activate the same columns (a column from the first step that uses its
+   learning rate on; before that it is zero). Their hypergradients are checked to agree
+   (float64 on a tiny setting, float32 at the timed setting) before anything is timed.
+   Target: forward / reference <= 1.0 at K = 5 and <= 0.5 at K = 20.
+2. **Forward mode's memory does not grow with T.** Peak resident memory of one call at
+   T = 2000 over T = 200 (target <= 1.1), with reverse mode's (which stores the unrolled
+   run, so it grows with T) beside it. Each configuration runs in a fresh subprocess
+   which first computes one hypergradient at a tiny T (so torch's lazy initialization is
+   not counted); the number is ``Hypergradient.cost.peak_memory``, i.e. what
+   ``hpolab.hypergrad.cost.Meter`` measures: the peak resident set size (``/proc/self/statm``,
+   sampled every millisecond) above the resident size when the call started.
+3. **Batched zeroth-order runs.** ``validation_losses(..., batched=True)`` trains the
+   q + 1 = 9 points of a zeroth-order estimate in one ``vmap``; the baseline is a Python
+   loop of nine plain unbatched ``train`` calls, each followed by ``task.val_loss``.
+   The losses are checked to agree. Target: batched / loop <= 0.3.
+
+Wall times are the best of a few repeats after a warm-up call, with ``time.perf_counter``
+and torch's default number of threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hpolab.hypergrad import classification_task, schedule, train, validation_losses
+from hpolab.hypergrad.forward import forward_hypergradient
+from hpolab.hypergrad.reverse import reverse_hypergradient
+
+INPUTS, CLASSES, BATCH = 64, 10, 64
+MODELS = {"7k": (80, 20), "57k": (256, 150)}  # hidden layer widths of the two MLPs
+LR, MOMENTUM, WEIGHT_DECAY = 0.05, 0.9, 5e-4
+SEED = 0
+
+ESTIMATORS = {"forward": forward_hypergradient, "reverse": reverse_hypergradient}
+
+
+# ----------------------------------------------------------------------------- the setting
+
+def synthetic_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian inputs labelled by a fixed random linear teacher plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    teacher = torch.randn(INPUTS, CLASSES, generator=torch.Generator().manual_seed(1234))
+    x = torch.randn(n, INPUTS, generator=generator)
+    y = (x @ teacher + 2.0 * torch.randn(n, CLASSES, generator=generator)).argmax(dim=1)
+    return x, y
+
+
+def mlp(hidden: tuple[int, ...]) -> nn.Sequential:
+    widths = (INPUTS, *hidden)
+    layers = []
+    for a, b in zip(widths, widths[1:]):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    return nn.Sequential(*layers, nn.Linear(widths[-1], CLASSES))
+
+
+def make_task(model: str, dtype=torch.float32):
+    torch.manual_seed(SEED)
+    return classification_task(mlp(MODELS[model]), synthetic_data(2048, 1), synthetic_data(512, 2),
+                               batch_size=BATCH, dtype=dtype, name=f"mlp-{model}")
+
+
+def weight_count(model: str) -> int:
+    return sum(p.numel() for p in mlp(MODELS[model]).parameters())
+
+
+def lr_schedule(horizon: int, k: int, dtype=torch.float64):
+    """K learning rates, each shared over a window of ceil(T / K) steps; the only learned values."""
+    window = math.ceil(horizon / k)
+    n = math.ceil(horizon / window)
+    return schedule(horizon, lr=torch.linspace(LR, 0.5 * LR, n, dtype=dtype), momentum=MOMENTUM,
+                    weight_decay=WEIGHT_DECAY, windows={"lr": window}, learn=("lr",), dtype=dtype)
+
+
+# ------------------------------------------------------------------ 1. the FDS reference
+
+def reference_hypergradient(task, hyper, seed: int) -> tuple[float, torch.Tensor]:
+    """d L_val(theta_T) / d alpha by the FDS paper's Eq. 4, one HVP per column per step.
+
+    With v_t = beta v_{t-1} + g_t + xi theta_{t-1}, theta_t = theta_{t-1} - alpha_t v_t and
+    g_t = grad L_train(theta_{t-1}), H_t its Hessian, the tangents Z_t = d theta_t / d alpha
+    and C_t = d v_t / d alpha (D x K) follow
+
+        C_t = beta C_{t-1} + (H_t + xi I) Z_{t-1}
+        Z_t = Z_{t-1} - alpha_t C_t - v_t e_{i(t)}^T          (i(t): the window of step t)
+
+    and d L_val / d alpha = Z_T^T grad L_val(theta_T). The columns are stored as the rows
+    of K x D tensors (so each is contiguous). Column k is zero until its first step k W;
+    like ``forward_hypergradient`` the reference computes the HVPs of the columns with
+    k W <= t only (the column joining at step t still costs its first, zero, HVP).
+    """
+    theta = task.init(seed)
+    dtype = theta.dtype
+    alphas = hyper.values["lr"].to(dtype)
+    beta = float(hyper.values["momentum"][0])
+    xi = float(hyper.values["weight_decay"][0])
+    window, K = hyper.windows["lr"], alphas.numel()
+    velocity = torch.zeros_like(theta)
+    Z = torch.zeros(K, theta.numel(), dtype=dtype)
+    C = torch.zeros_like(Z)
+    batches = task.batches(seed, hyper.horizon)
+    for t in range(hyper.horizon):
+        i = t // window
+        active = i + 1  # columns 0 .. i(t) have started
+        theta = theta.detach().requires_grad_()
+        loss = task.train_loss(theta, task.batch(batches[t]), {})
+        (g,) = torch.autograd.grad(loss, theta, create_graph=True)
+        hvps = torch.stack([torch.autograd.grad(g @ Z[k], theta, retain_graph=True)[0] for k in range(active)])
+        g, theta = g.detach(), theta.detach()
+        C[:active] = beta * C[:active] + hvps + xi * Z[:active]
+        velocity = beta * velocity + g + xi * theta
+        Z[:active] -= alphas[i] * C[:active]
+        Z[i] -= velocity
+        theta = theta - alphas[i] * velocity
+    grad_val, val_loss = torch.func.grad_and_value(task.val_loss)(theta)
+    return float(val_loss), (Z @ grad_val).double()
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def check_reference_float64() -> float:
+    """Reference vs forward mode in float64 on a tiny setting (7k MLP, T = 40, K = 5)."""
+    task, hyper = make_task("7k", torch.float64), lr_schedule(40, 5)
+    _, ours = reference_hypergradient(task, hyper, SEED)
+    return relative(forward_hypergradient(task, hyper, SEED).grad, ours)
+
+
+def forward_vs_reference(model: str, horizon: int, k: int, repeats: int) -> dict:
+    task, hyper = make_task(model), lr_schedule(horizon, k, torch.float32)
+    ours = reference_hypergradient(task, hyper, SEED)[1]
+    difference = relative(forward_hypergradient(task, hyper, SEED).grad, ours)
+    forward = best_time(lambda: forward_hypergradient(task, hyper, SEED), repeats)
+    reference = best_time(lambda: reference_hypergradient(task, hyper, SEED), repeats)
+    return {"model": model, "T": horizon, "K": k, "check": difference, "forward_s": forward,
+            "reference_s": reference, "ratio": forward / reference}
+
+
+# -------------------------------------------------------------------- 2. peak memory
+
+def measure_peak(estimator: str, model: str, horizon: int, k: int) -> dict:
+    """(In a fresh process) one warm-up call at T = 20, then the measured call."""
+    task = make_task(model)
+    ESTIMATORS[estimator](task, lr_schedule(20, k, torch.float32), SEED)
+    result = ESTIMATORS[estimator](task, lr_schedule(horizon, k, torch.float32), SEED)
+    return {"peak_mb": result.cost.peak_memory / 2**20, "wall_s": result.cost.wall_time}
+
+
+def peak_in_subprocess(estimator: str, model: str, horizon: int, k: int) -> dict:
+    command = [sys.executable, __file__, "--measure", json.dumps([estimator, model, horizon, k])]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------- 3. batched zeroth order
+
+def zeroth_order_points(hyper, q: int, mu: float = 0.01) -> torch.Tensor:
+    h = hyper.pack()
+    u = torch.randn(q, h.numel(), generator=torch.Generator().manual_seed(SEED + 7919), dtype=torch.float64)
+    return torch.cat([h[None], h + mu * u])
+
+
+def loop_losses(task, hyper, points) -> torch.Tensor:
+    """The baseline: one plain (unbatched) training per point, one after another."""
+    return torch.tensor([float(task.val_loss(train(task, hyper, SEED, point).theta)) for point in points],
+                        dtype=torch.float64)
+
+
+def batched_vs_loop(model: str, horizon: int, k: int, q: int, repeats: int) -> dict:
+    task, hyper = make_task(model), lr_schedule(horizon, k)
+    points = zeroth_order_points(hyper, q)
+    batched = validation_losses(task, hyper, points, SEED, batched=True).losses
+    difference = relative(batched, loop_losses(task, hyper, points))
+    batched_s = best_time(lambda: validation_losses(task, hyper, points, SEED, batched=True), repeats)
+    loop_s = best_time(lambda: loop_losses(task, hyper, points), repeats)
+    return {"model": model, "T": horizon, "K": k, "q": q, "check": difference, "batched_s": batched_s,
+            "loop_s": loop_s, "ratio": batched_s / loop_s}
+
+
+# ------------------------------------------------------------------------------ report
+
+def verdict(value: float, target: float) -> str:
+    return f"target <= {target:g}x: {'met' if value <= target else 'NOT MET'}"
+
+
+def main(quick: bool) -> None:
+    T1, T2, T3 = (100, (50, 500), 50) if quick else (400, (200, 2000), 200)
+    repeats = 1 if quick else 2
+    started = time.perf_counter()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 on the CPU"
+          + (" (--quick: smaller T, not the reported numbers)" if quick else ""))
+    print("MLPs 64-80-20-10 and 64-256-150-10 (tanh): "
+          + ", ".join(f"{m}: D = {weight_count(m)} weights" for m in MODELS))
+    rows = []
+
+    print("\n1. forward mode vs the per-column FDS recursion (lr only, momentum 0.9, weight decay 5e-4)")
+    error = check_reference_float64()
+    print(f"   check, float64, 7k MLP, T = 40, K = 5: max |forward - reference| / max |reference| = {error:.1e}")
+    assert error < 1e-8, "the reference and forward mode disagree"
+    targets = {5: 1.0, 20: 0.5}
+    for model in MODELS:
+        for k, target in targets.items():
+            r = forward_vs_reference(model, T1, k, repeats)
+            assert r["check"] < 1e-4, f"float32 check failed: {r['check']:.2e}"
+            print(f"   {model} T={T1} K={k:2d}: check {r['check']:.1e} | forward {r['forward_s']:6.2f} s, "
+                  f"reference {r['reference_s']:6.2f} s, ratio {r['ratio']:.2f}x ({verdict(r['ratio'], target)})")
+            rows.append((f"forward / FDS reference, {model} MLP, T={T1}, K={k}",
+                         f"{r['forward_s']:.2f} s / {r['reference_s']:.2f} s", r["ratio"], target))
+
+    print(f"\n2. peak resident memory above the call's start, 57k MLP, K = 5, T = {T2[0]} and {T2[1]}")
+    for estimator in ESTIMATORS:
+        small, large = (peak_in_subprocess(estimator, "57k", T, 5) for T in T2)
+        ratio = large["peak_mb"] / small["peak_mb"]
+        target = 1.1 if estimator == "forward" else None
+        note = verdict(ratio, target) if target else "grows with T"
+        print(f"   {estimator:8s}: {small['peak_mb']:8.1f} MB at T={T2[0]} ({small['wall_s']:.1f} s), "
+              f"{large['peak_mb']:8.1f} MB at T={T2[1]} ({large['wall_s']:.1f} s): ratio {ratio:.2f}x ({note})")
+        rows.append((f"{estimator} peak memory, 57k MLP, T={T2[1]} / T={T2[0]}",
+                     f"{large['peak_mb']:.1f} MB / {small['peak_mb']:.1f} MB", ratio, target))
+
+    print("\n3. zeroth order: q + 1 = 9 trainings batched with vmap vs a Python loop of plain trainings")
+    r = batched_vs_loop("7k", T3, 5, 8, repeats + 1)
+    assert r["check"] < 1e-5, f"batched and loop losses differ: {r['check']:.2e}"
+    print(f"   7k T={T3} K=5 q=8: check {r['check']:.1e} | batched {r['batched_s']:.2f} s, loop {r['loop_s']:.2f} s, "
+          f"ratio {r['ratio']:.2f}x ({verdict(r['ratio'], 0.3)})")
+    rows.append((f"zeroth order batched / loop, 7k MLP, T={T3}, q=8", f"{r['batched_s']:.2f} s / {r['loop_s']:.2f} s",
+                 r["ratio"], 0.3))
+
+    print(f"\nSummary ({time.perf_counter() - started:.0f} s in all)\n")
+    print("| measurement | values | ratio | target | met |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, values, ratio, target in rows:
+        met = "-" if target is None else ("yes" if ratio <= target else "**no**")
+        print(f"| {name} | {values} | {ratio:.2f}x | {'-' if target is None else f'<= {target:g}x'} | {met} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a ~1 minute sanity run with smaller T")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one peak-memory measurement
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure_peak(*json.loads(args.measure))))
+    else:
+        main(args.quick)

@@ -1,0 +1,100 @@
+"""Zeroth-order hypergradients (HOZOG, Eq. 3 of the HOZOG paper).
+
+The training run is a black box f(h) = L_val(theta_T(h)). With q random directions u_i,
+
+    g = s / (mu q) * sum_i (f(h + mu u_i) - f(h)) u_i,
+
+with u_i ~ N(0, I) and s = 1 (``directions="gaussian"``: unbiased for the gradient of the
+Gaussian-smoothed f_mu(h) = E f(h + mu u)), or u_i uniform on the unit sphere and s = K,
+the number of hyperparameters (``"sphere"``, the paper's normalization: unbiased for the
+gradient of f averaged over the ball of radius mu). The q + 1 trainings share the seed's
+initialization and data order (common random numbers) and run together: each inner step
+is one ``vmap`` over the stacked weights and hyperparameters, not a Python loop of runs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch.func import vmap
+
+from hpolab.hypergrad.cost import Meter
+from hpolab.hypergrad.hyperparameters import Hyperparameters
+from hpolab.hypergrad.result import Estimator, Hypergradient, diverged_result
+from hpolab.hypergrad.task import InnerTask
+from hpolab.hypergrad.unroll import train
+from hpolab.smoothing import smoothed_gradient
+from hpolab.validation import check_choice, check_count, check_positive
+
+DIRECTIONS = ("gaussian", "sphere")
+
+
+class Evaluated(NamedTuple):
+    losses: torch.Tensor  # L_val of each run, float64 on the CPU
+    thetas: torch.Tensor  # final weights, one row per run
+    diverged: bool
+    message: str
+
+
+def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Tensor, seed: int,
+                      batched: bool = True, meter: Meter | None = None) -> Evaluated:
+    """L_val after training at each row of ``points`` (n, K): all n runs batched, or one by one.
+
+    Every run starts from the seed's initialization and sees the seed's data order.
+    """
+    if batched:
+        trained = train(task, hyper, seed, points, meter)
+        thetas = trained.theta
+        outcome = [(trained.diverged, trained.message)]
+    else:  # one run at a time through the same kernels: agrees with the batched runs bit for bit
+        runs = [train(task, hyper, seed, point[None], meter) for point in points]
+        thetas = torch.cat([run.theta for run in runs])
+        outcome = [(run.diverged, run.message) for run in runs]
+    losses = vmap(task.val_loss)(thetas).detach().double().cpu()
+    if meter is not None:
+        meter.function_evaluations += len(points)
+    messages = [message for diverged, message in outcome if diverged]
+    if messages or not torch.isfinite(losses).all():
+        return Evaluated(losses, thetas, True, messages[0] if messages else "a validation loss is not finite")
+    return Evaluated(losses, thetas, False, "")
+
+
+def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, directions: str = "gaussian",
+                               batched: bool = True) -> Hypergradient:
+    theta = task.init(seed)
+    with Meter(theta.device) as meter:
+        h = hyper.pack()
+        generator = torch.Generator().manual_seed(seed + 7919)
+        u = torch.randn(q, h.numel(), generator=generator, dtype=torch.float64)
+        scale = 1.0
+        if directions == "sphere":
+            u = u / u.norm(dim=1, keepdim=True)
+            scale = float(h.numel())
+        points = torch.cat([h[None], h + mu * u])
+        evaluated = validation_losses(task, hyper, points, seed, batched, meter)
+        if evaluated.diverged:
+            return diverged_result(evaluated.message, meter, evaluated.thetas[0])
+        losses = evaluated.losses
+        grad = smoothed_gradient(losses[0], losses[1:], u, mu, scale)
+    return Hypergradient(float(losses[0]), grad, meter.cost(), theta=evaluated.thetas[0])
+
+
+def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", batched: bool = True) -> Estimator:
+    """HOZOG's zeroth-order hypergradient from q + 1 trainings.
+
+    Args:
+      q: number of random directions, >= 1.
+      mu: smoothing radius, > 0.
+      directions: ``"gaussian"`` or ``"sphere"`` (see the module docstring).
+      batched: train the q + 1 runs together with ``vmap`` (else one after another; the
+        results are identical, only the time differs).
+    """
+    check_count("q", q, minimum=1)
+    check_positive("mu", mu)
+    check_choice("directions", directions, DIRECTIONS)
+
+    def estimate(task, hyper, seed):
+        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched)
+
+    return estimate

@@ -1,0 +1,56 @@
+"""Gradient-based tuning: a hypergradient estimator and an outer update, on the core protocol.
+
+Each step trains once (or q + 1 times, for the zeroth-order estimator) with the current
+hyperparameters through the estimator, charges its cost to the oracle, and lets the outer
+update (plain or FDS's sign-based step) move them. The state's ``x`` is the run's final
+weights, so the history's objective is that run's validation loss, and its hyperparameter
+columns hold the values after the update.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from hpolab.hypergrad.hyperparameters import Hyperparameters
+from hpolab.hypergrad.outer import OuterState, OuterUpdate
+from hpolab.hypergrad.result import Estimator, Hypergradient
+from hpolab.hypergrad.task import InnerTask
+from hpolab.protocol import Method
+
+
+class TuningState(NamedTuple):
+    x: torch.Tensor  # weights at the end of the last training run
+    y: torch.Tensor  # the learned hyperparameters, packed
+    outer: OuterState
+    last: Hypergradient | None
+    kind: str
+    message: str = ""
+
+
+def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate,
+                          seed: int | None = None, label: str = "hypergradient descent") -> Method:
+    """Tune ``hyper.learn`` for ``task`` with ``estimator`` and ``outer``.
+
+    Args:
+      seed: the inner runs' seed (initialization and data order); None draws a new one per
+        step from the run's generator, as FDS re-initializes every outer step.
+    """
+
+    def init(x0, y0, oracle, generator):
+        state = outer.init(y0)
+        return TuningState(x0, state.h, state, None, "start")
+
+    def update(state, oracle, generator):
+        run_seed = seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
+        result = estimator(task, hyper.with_flat(state.y), run_seed)
+        oracle.charge(result.cost)
+        theta = result.theta if result.theta is not None else torch.full_like(state.x, float("nan"))
+        if result.diverged:
+            return state._replace(x=torch.full_like(state.x, float("nan")), last=result, kind="diverged",
+                                  message=result.message)
+        stepped = outer.update(state.outer, result.grad)
+        return TuningState(theta, stepped.h, stepped, result, "hypergradient")
+
+    return Method("hypergradient-descent", init, update, {"outer": outer.name}, label)

@@ -1,0 +1,259 @@
+"""Hypergradient estimators against central finite differences (float64) and each other."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from hpolab.hypergrad import (
+    box,
+    classification_task,
+    forward_mode,
+    gradient_descent,
+    greedy,
+    implicit,
+    make_estimator,
+    per_entry,
+    reverse_mode,
+    schedule,
+    sign_descent,
+    train,
+    validation_losses,
+    zeroth_order,
+)
+from hpolab.hypergrad.forward import forward_hypergradient
+from hpolab.smoothing import smoothed_gradient
+
+FD_STEP = 1e-6
+
+
+def synthetic(n, d, seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    y = (x[:, 0] - 0.7 * x[:, 1] + 0.3 * torch.randn(n, generator=generator, dtype=torch.float64) > 0).long()
+    return x, y
+
+
+def mlp_task(batch_norm=False):
+    torch.manual_seed(0)
+    layers = [nn.Linear(5, 8)] + ([nn.BatchNorm1d(8)] if batch_norm else []) + [nn.Tanh(), nn.Linear(8, 2)]
+    return classification_task(nn.Sequential(*layers), synthetic(64, 5, 1), synthetic(32, 5, 2), batch_size=16,
+                               dtype=torch.float64)
+
+
+def logistic_task():
+    return classification_task(nn.Linear(4, 2), synthetic(60, 4, 3), synthetic(40, 4, 4), batch_size=None,
+                               l2_term=True, dtype=torch.float64)
+
+
+def finite_differences(task, hyper, seed=0):
+    h = hyper.pack()
+
+    def loss(point):
+        return float(task.val_loss(train(task, hyper, seed, point).theta))
+
+    return torch.tensor([(loss(h + FD_STEP * e) - loss(h - FD_STEP * e)) / (2 * FD_STEP)
+                         for e in torch.eye(h.numel(), dtype=torch.float64)])
+
+
+def relative(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def optimizer_hyper(window):
+    T = 30
+    n = math.ceil(T / window)
+    return schedule(T, lr=torch.linspace(0.1, 0.3, n), momentum=0.5, weight_decay=1e-3, windows={"lr": window},
+                    learn=("lr", "momentum", "weight_decay"))
+
+
+@pytest.mark.parametrize("window", [1, 7, 30])
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["mlp", "mlp-batchnorm"])
+def test_forward_and_reverse_match_finite_differences_on_mlp(window, batch_norm):
+    task, hyper = mlp_task(batch_norm), optimizer_hyper(window)
+    fd = finite_differences(task, hyper)
+    forward = forward_mode()(task, hyper, 0)
+    reverse = reverse_mode()(task, hyper, 0)
+    assert relative(forward.grad, fd) < 1e-4
+    assert relative(reverse.grad, fd) < 1e-4
+    assert relative(forward.grad, reverse.grad) < 1e-6
+    assert forward.loss == pytest.approx(reverse.loss, rel=1e-12)
+
+
+def test_forward_reverse_and_implicit_agree_on_logistic_regression():
+    task = logistic_task()
+    hyper = schedule(400, lr=1.0, momentum=0.5, learn=("log_l2",), log_l2=-3.0)  # trains to the minimizer
+    fd = finite_differences(task, hyper)
+    results = {name: make_estimator(name)(task, hyper, 0) for name in ("forward", "reverse", "implicit")}
+    for result in results.values():
+        assert relative(result.grad, fd) < 1e-4
+    assert relative(results["forward"].grad, results["reverse"].grad) < 1e-6
+    assert relative(results["implicit"].grad, results["forward"].grad) < 1e-6
+
+
+def test_hypergradients_of_example_weights_match_finite_differences():
+    x, y = synthetic(48, 4, 5)
+    groups = torch.arange(48) % 6
+    task = classification_task(nn.Linear(4, 2), (x, y), synthetic(30, 4, 6), batch_size=12,
+                               example_groups=groups, dtype=torch.float64)
+    hyper = schedule(20, lr=0.5, learn=("example_weights",), example_weights=torch.linspace(-1, 1, 6))
+    fd = finite_differences(task, hyper)
+    assert relative(forward_mode()(task, hyper, 0).grad, fd) < 1e-4
+    assert relative(reverse_mode()(task, hyper, 0).grad, fd) < 1e-4
+
+
+def test_greedy_over_the_whole_horizon_is_the_non_greedy_hypergradient():
+    task, hyper = mlp_task(), optimizer_hyper(7)
+    assert relative(greedy(30)(task, hyper, 0).grad, forward_mode()(task, hyper, 0).grad) < 1e-12
+
+
+def test_greedy_one_step_is_hypergradient_descent_formula():
+    """With H = 1, W = 1 and plain SGD, dL_val(theta_{t+1})/dalpha_t = -grad L_val(theta_{t+1}) . g_t."""
+    task = mlp_task()
+    T = 4
+    hyper = schedule(T, lr=torch.full((T,), 0.2), windows={"lr": 1})
+    result = greedy(1)(task, hyper, 0)
+    theta = task.init(0)
+    batches = task.batches(0, T)
+    expected = []
+    for t in range(T):
+        g = torch.func.grad(task.train_loss)(theta, task.batch(batches[t]), {})
+        theta = theta - 0.2 * g
+        expected.append(-torch.func.grad(task.val_loss)(theta) @ g)
+    assert torch.allclose(result.grad, torch.stack(expected), rtol=1e-10)
+    assert relative(result.grad, forward_mode()(task, hyper, 0).grad) > 1e-3  # greedy is a different quantity
+
+
+def test_batched_zeroth_order_runs_equal_the_loop_exactly():
+    task, hyper = mlp_task(), optimizer_hyper(10)
+    points = hyper.pack() + 0.01 * torch.randn(9, hyper.pack().numel(), dtype=torch.float64,
+                                               generator=torch.Generator().manual_seed(0))
+    batched = validation_losses(task, hyper, points, 0, batched=True)
+    looped = validation_losses(task, hyper, points, 0, batched=False)
+    assert torch.equal(batched.losses, looped.losses)
+    assert torch.equal(batched.thetas, looped.thetas)
+    unbatched = torch.tensor([float(task.val_loss(train(task, hyper, 0, p).theta)) for p in points],
+                             dtype=torch.float64)  # the plain path: other kernels, same numbers to rounding
+    assert torch.allclose(batched.losses, unbatched, rtol=1e-12, atol=0)
+
+
+def test_zeroth_order_estimate_converges_to_smoothed_gradient_as_q_grows():
+    """mu = 1e-4 makes the Gaussian-smoothed gradient equal the exact one to O(mu^2); the
+    estimate's error falls like 1/sqrt(q): below 10 % at q = 4000 (fixed seed)."""
+    task, hyper = mlp_task(), optimizer_hyper(10)
+    exact = forward_mode()(task, hyper, 0).grad
+    errors = {q: relative(zeroth_order(q=q, mu=1e-4)(task, hyper, 0).grad, exact) for q in (40, 400, 4000)}
+    assert errors[4000] < 0.1
+    assert errors[4000] < errors[400] < errors[40]
+    assert errors[40] / errors[4000] > 4  # ~ sqrt(100) = 10 expected
+
+
+def test_smoothed_gradient_estimate_is_unbiased_for_the_gaussian_smoothed_function():
+    """On f(h) = sum cos(h), grad f_mu = -exp(-mu^2/2) sin(h): the average of many one-direction
+    estimates matches it, not the unsmoothed -sin(h)."""
+    generator = torch.Generator().manual_seed(0)
+    h, mu, n = torch.tensor([0.3, 1.2, -0.8], dtype=torch.float64), 0.9, 200_000
+    u = torch.randn(n, 3, generator=generator, dtype=torch.float64)
+    estimates = smoothed_gradient(torch.cos(h).sum(), torch.cos(h + mu * u).sum(1), u, mu)
+    singles = (torch.cos(h + mu * u).sum(1) - torch.cos(h).sum())[:, None] * u / mu
+    error = singles.std(0) / math.sqrt(n)
+    assert ((estimates + math.exp(-mu**2 / 2) * torch.sin(h)).abs() / error).max() < 4.5
+    assert ((estimates + torch.sin(h)).abs() / error).max() > 10
+
+
+def test_sphere_directions_are_unbiased_for_a_quadratic():
+    """Ball smoothing leaves a quadratic's gradient unchanged; the K-scaled sphere estimate finds it."""
+    generator = torch.Generator().manual_seed(1)
+    A = torch.tensor([[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]], dtype=torch.float64)
+    h, mu, n = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64), 0.5, 400_000
+    u = torch.randn(n, 3, generator=generator, dtype=torch.float64)
+    u = u / u.norm(dim=1, keepdim=True)
+    f = lambda p: 0.5 * ((p @ A) * p).sum(-1)  # noqa: E731
+    estimate = smoothed_gradient(f(h), f(h + mu * u), u, mu, scale=3.0)
+    assert torch.allclose(estimate, A @ h, rtol=0.02)
+
+
+def test_estimators_report_their_costs():
+    task, hyper = mlp_task(), optimizer_hyper(10)
+    forward = forward_mode()(task, hyper, 0).cost
+    reverse = reverse_mode()(task, hyper, 0).cost
+    zeroth = zeroth_order(q=4)(task, hyper, 0).cost
+    assert forward.gradient_evaluations == reverse.gradient_evaluations == 31
+    assert forward.hvp_evaluations == sum(min(t // 10, 2) + 1 + 2 for t in range(30))  # started lr columns + 2
+    assert reverse.hvp_evaluations == 30
+    assert zeroth.gradient_evaluations == 5 * 30 and zeroth.function_evaluations == 5
+    assert all(c.wall_time > 0 for c in (forward, reverse, zeroth))
+
+
+@pytest.mark.parametrize("estimator", [forward_mode(), reverse_mode(), zeroth_order(q=2), greedy(5)],
+                         ids=["forward", "reverse", "zeroth-order", "greedy"])
+def test_diverging_training_returns_a_diverged_result_with_its_cost(estimator):
+    task = mlp_task()
+    hyper = schedule(30, lr=1.0, momentum=3.0, learn=("lr",))  # |velocity| grows like 3^t
+    result = estimator(task, hyper, 0)
+    assert result.diverged and result.grad is None
+    assert "diverged at step" in result.message
+    assert result.cost.gradient_evaluations > 0 and result.cost.wall_time > 0
+    assert math.isnan(result.loss)
+
+
+def test_sign_descent_halves_the_step_when_the_sign_flips_and_stays_in_the_box():
+    hyper = schedule(10, lr=0.0, momentum=0.0, learn=("lr", "momentum"))
+    outer = sign_descent(per_entry(hyper, {"lr": 0.4, "momentum": 1.0}), box(hyper, {"momentum": (-1.5, 1.5)}))
+    state = outer.init(hyper.pack())
+    state = outer.update(state, torch.tensor([-1.0, -1.0], dtype=torch.float64))
+    assert state.h.tolist() == [0.4, 1.0]
+    state = outer.update(state, torch.tensor([1.0, -3.0], dtype=torch.float64))
+    assert state.h.tolist() == [0.2, 1.5]  # lr flipped: step halved; momentum clipped at 1.5
+    assert state.step_size.tolist() == [0.2, 1.0]
+
+
+def test_gradient_descent_steps_against_the_hypergradient():
+    outer = gradient_descent(0.5)
+    state = outer.update(outer.init(torch.tensor([1.0, 2.0])), torch.tensor([2.0, -2.0]))
+    assert state.h.tolist() == [0.0, 3.0]
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: schedule(10, windows={"lr": 0}), r"W must be an integer in \[1, T\] = \[1, 10\], got 0"),
+    (lambda: schedule(10, windows={"lr": 11}), r"W must be an integer in \[1, T\] = \[1, 10\], got 11"),
+    (lambda: schedule(10, lr=torch.ones(3), windows={"lr": 5}), r"lr schedule has 3 values, but T=10 with W=5 needs"),
+    (lambda: schedule(10, learn=("dropout",)), r"learn names \['dropout'\]"),
+    (lambda: zeroth_order(q=0), "q must be an integer >= 1"),
+    (lambda: zeroth_order(mu=0.0), "mu must be a finite number > 0"),
+    (lambda: zeroth_order(directions="uniform"), "directions must be one of"),
+    (lambda: greedy(0), "H must be an integer >= 1"),
+    (lambda: make_estimator("backprop"), "estimator must be one of"),
+    (lambda: sign_descent(torch.tensor([0.1, 0.0])), "gamma must be > 0"),
+    (lambda: box(schedule(10), {"lr": (1.0, -1.0)}), "bounds must have low < high"),
+])
+def test_bad_arguments_raise_value_error_naming_the_parameter(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_greedy_horizon_longer_than_training_is_rejected():
+    with pytest.raises(ValueError, match=r"H \(the greedy horizon\) must be an integer in \[1, T\] = \[1, 30\]"):
+        forward_hypergradient(mlp_task(), optimizer_hyper(10), 0, horizon=31)
+
+
+def test_implicit_refuses_optimizer_hyperparameters():
+    with pytest.raises(ValueError, match=r"implicit differentiation applies to hyperparameters of the training loss"):
+        implicit()(mlp_task(), optimizer_hyper(10), 0)
+
+
+def test_inner_loop_is_torch_sgd_with_momentum_and_weight_decay():
+    task = mlp_task()
+    T = 12
+    lrs = torch.linspace(0.05, 0.2, 4)
+    hyper = schedule(T, lr=lrs, momentum=0.8, weight_decay=0.01, windows={"lr": 3})
+    theta = task.init(0).clone().requires_grad_()
+    optimizer = torch.optim.SGD([theta], lr=0.0, momentum=0.8, weight_decay=0.01)
+    batches = task.batches(0, T)
+    for t in range(T):
+        optimizer.param_groups[0]["lr"] = float(lrs[t // 3])
+        optimizer.zero_grad()
+        task.train_loss(theta, task.batch(batches[t]), {}).backward()
+        optimizer.step()
+    assert torch.allclose(train(task, hyper, 0).theta, theta.detach(), rtol=1e-12, atol=1e-14)
