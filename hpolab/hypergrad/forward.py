@@ -83,7 +83,6 @@ def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, ho
                     Z_theta.zero_()
                     Z_velocity.zero_()
                 start = t + 1
-        meter.function_evaluations += 1
     if not torch.isfinite(hypergrad).all() or val_loss != val_loss:
         return diverged_result("the validation loss or its hypergradient is not finite", meter, theta)
     return Hypergradient(val_loss, hypergrad.detach().double().cpu(), meter.cost(), theta=theta.detach())

@@ -96,7 +96,6 @@ def implicit_hypergradient(task, hyper, seed, tolerance=1e-10, max_iterations=20
         q, _ = conjugate_gradient(hvp, grad_val, cg_tolerance, cg_iterations)
         mixed = grad(lambda flat: gradient_in_theta(theta, flat) @ q)(h)
         meter.hvp_evaluations += 1
-        meter.function_evaluations += 1
     hypergrad = -mixed
     if not torch.isfinite(hypergrad).all():
         return diverged_result("the implicit hypergradient is not finite", meter, theta)

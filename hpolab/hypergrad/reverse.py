@@ -29,9 +29,8 @@ def reverse_hypergradient(task, hyper, seed) -> Hypergradient:
             if watch.diverged(loss.detach(), t):
                 return diverged_result(watch.message, meter, theta.detach())
         val_loss = task.val_loss(theta)
-        meter.function_evaluations += 1
         (hypergrad,) = torch.autograd.grad(val_loss, h)
-        meter.gradient_evaluations += 1
+        meter.gradient_evaluations += 1  # the validation loss and its gradient
         meter.hvp_evaluations += hyper.horizon
     if not torch.isfinite(hypergrad).all() or not torch.isfinite(val_loss):
         return diverged_result("the validation loss or its hypergradient is not finite", meter, theta.detach())

@@ -1,0 +1,60 @@
+"""Gradient-based tuning on the core protocol: the runner, histories and divergence."""
+
+import torch
+from torch import nn
+
+from hpolab import run
+from hpolab.hypergrad import box, classification_task, gradient_descent, make_estimator, per_entry, schedule, sign_descent
+from hpolab.methods.hypergradient_descent import hypergradient_descent
+from hpolab.problems.tuning import hyperparameter_names, tuning_problem
+
+
+def task():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=generator)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    xv = torch.randn(100, 5, generator=generator)
+    yv = (xv[:, 0] + 0.5 * xv[:, 1] > 0).long()
+    torch.manual_seed(0)
+    return classification_task(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2)), (x, y), (xv, yv),
+                               batch_size=25)
+
+
+def test_sign_descent_from_zero_learning_rates_lowers_validation_loss():
+    inner = task()
+    hyper = schedule(64, lr=0.0, windows={"lr": 16})
+    method = hypergradient_descent(inner, hyper, make_estimator("forward"),
+                                   sign_descent(per_entry(hyper, 0.1), box(hyper, {"lr": (-1.0, 1.0)})))
+    history = run(method, tuning_problem(inner, hyper), iterations=65 * 6, seed=0)
+    frame = history.frame
+    assert history.status == "finished" and len(frame) == 7
+    assert list(frame.columns[-4:]) == ["lr[0]", "lr[1]", "lr[2]", "lr[3]"]
+    assert frame["objective"].iloc[-1] < 0.8 * frame["objective"].iloc[0]
+    assert (frame["lr[0]"].iloc[1:] > 0).all()
+    assert frame["hvp_evaluations"].iloc[-1] > 0
+    assert (frame["iteration"].diff().iloc[1:] == 65).all()  # 64 training steps, 1 validation gradient
+
+
+def test_zeroth_order_tuning_is_charged_q_plus_one_runs_per_step():
+    inner = task()
+    hyper = schedule(32, lr=0.05)
+    method = hypergradient_descent(inner, hyper, make_estimator("zeroth-order", q=3, mu=0.01),
+                                   gradient_descent(0.05), seed=1)
+    history = run(method, tuning_problem(inner, hyper), iterations=4 * 33 * 2, seed=0)
+    assert (history.frame["gradient_evaluations"].diff().iloc[1:] == 4 * 32).all()
+    assert (history.frame["function_evaluations"].diff().iloc[1:] == 4).all()
+
+
+def test_tuning_that_diverges_stops_with_the_estimator_message():
+    inner = task()
+    hyper = schedule(20, lr=1.0, momentum=3.0, learn=("lr",))
+    method = hypergradient_descent(inner, hyper, make_estimator("forward"), gradient_descent(0.1))
+    history = run(method, tuning_problem(inner, hyper), iterations=10_000, seed=0)
+    assert history.status == "diverged"
+    assert "training diverged at step" in history.message
+    assert len(history.frame) == 2
+
+
+def test_hyperparameter_names_index_schedules_and_keep_scalars():
+    hyper = schedule(10, windows={"lr": 5}, learn=("lr", "momentum"))
+    assert hyperparameter_names(hyper) == ("lr[0]", "lr[1]", "momentum")
