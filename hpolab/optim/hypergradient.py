@@ -1,0 +1,155 @@
+"""Hypergradient-descent optimizers (Baydin et al., 2018): SGD-HD, SGDN-HD and Adam-HD.
+
+Each step first adapts the learning rate of every parameter group online, then takes the
+optimizer's usual step with it. The step before moved the weights by ``-alpha u_{t-1}``
+(u the update direction: the gradient for SGD, the momentum direction for SGD with
+momentum or Nesterov, the bias-corrected ``m / (sqrt(v) + eps)`` for Adam), so the loss at
+the current weights has derivative ``dL/dalpha_{t-1} = -g_t . u_{t-1}`` with respect to the
+last learning rate, and
+
+    alpha_t = alpha_{t-1} - beta * dL/dalpha_{t-1} = alpha_{t-1} + beta * g_t . u_{t-1}.
+
+Differences from the reference implementation: any number of parameter groups, each with
+its own learned rate (and its own beta); the rate never goes negative (a negative rate
+would step uphill: it is clamped at 0, where the rule can still raise it again, since
+``g_t . u_{t-1}`` is evaluated whatever the rate); and every group's rate trajectory is
+kept in ``optimizer.lr_history[group]`` for plotting. With ``hypergrad_lr = 0`` the steps are
+exactly ``torch.optim.SGD`` / ``Adam``'s (single-tensor arithmetic, in the same order).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim import Optimizer
+
+from hpolab.validation import check_positive
+
+
+def _check(lr: float, hypergrad_lr: float, weight_decay: float) -> None:
+    if not lr >= 0:
+        raise ValueError(f"lr must be >= 0, got {lr!r}")
+    if not hypergrad_lr >= 0:
+        raise ValueError(f"hypergrad_lr (beta) must be >= 0, got {hypergrad_lr!r}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+
+
+class _HypergradientOptimizer(Optimizer):
+    """The part every HD optimizer shares: the learning-rate update and its history."""
+
+    def __init__(self, params, defaults):
+        super().__init__(params, defaults)
+        self.lr_history = [[group["lr"]] for group in self.param_groups]
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        if hasattr(self, "lr_history"):
+            self.lr_history.append([self.param_groups[-1]["lr"]])
+
+    def _adapt_lr(self, group, gradients) -> float:
+        """alpha <- max(0, alpha + beta g_t . u_{t-1}); the first step keeps alpha."""
+        products = [(g * self.state[p]["direction"]).sum() for p, g in gradients if "direction" in self.state[p]]
+        if products and group["hypergrad_lr"] > 0:
+            alignment = float(torch.stack(products).sum())
+            group["lr"] = max(0.0, group["lr"] + group["hypergrad_lr"] * alignment)
+        return group["lr"]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            gradients = [(p, self._gradient(p, group)) for p in group["params"] if p.grad is not None]
+            lr = self._adapt_lr(group, gradients)
+            for p, g in gradients:
+                self.state[p]["direction"] = self._step(p, g, group, lr)
+            self.lr_history[index].append(lr)
+        return loss
+
+    @staticmethod
+    def _gradient(p, group):
+        g = p.grad
+        return g.add(p, alpha=group["weight_decay"]) if group["weight_decay"] != 0 else g
+
+
+class SGDHD(_HypergradientOptimizer):
+    """SGD-HD, and with ``momentum`` / ``nesterov`` SGDN-HD, in ``torch.optim.SGD``'s form.
+
+    Args:
+      params: parameters or parameter groups.
+      lr: initial learning rate alpha_0, >= 0.
+      hypergrad_lr: the hypergradient learning rate beta, >= 0 (0: plain SGD).
+      momentum: in [0, 1); with ``nesterov`` the Nesterov variant (SGDN).
+      weight_decay: L2 coefficient added to the gradient, >= 0.
+
+    Example:
+      >>> model = torch.nn.Linear(3, 1)
+      >>> optimizer = SGDHD(model.parameters(), lr=0.01, hypergrad_lr=1e-3, momentum=0.9, nesterov=True)
+    """
+
+    def __init__(self, params, lr=1e-3, hypergrad_lr=1e-4, momentum=0.0, nesterov=False, weight_decay=0.0):
+        _check(lr, hypergrad_lr, weight_decay)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov needs momentum in (0, 1), got momentum=0")
+        defaults = dict(lr=lr, hypergrad_lr=hypergrad_lr, momentum=momentum, nesterov=nesterov,
+                        weight_decay=weight_decay)
+        super().__init__(params, defaults)
+
+    def _step(self, p, g, group, lr):
+        """Move p by -lr u and return the direction u."""
+        momentum = group["momentum"]
+        direction = g
+        if momentum != 0:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.clone(g).detach()
+            else:
+                state["momentum_buffer"].mul_(momentum).add_(g)
+            buffer = state["momentum_buffer"]
+            direction = g.add(buffer, alpha=momentum) if group["nesterov"] else buffer
+        p.add_(direction, alpha=-lr)
+        return direction.clone()
+
+
+class AdamHD(_HypergradientOptimizer):
+    """Adam-HD in ``torch.optim.Adam``'s form (L2 ``weight_decay`` added to the gradient).
+
+    Args:
+      lr: initial learning rate, >= 0.
+      hypergrad_lr: beta of the hypergradient rule, >= 0 (0: plain Adam).
+      betas: Adam's (beta1, beta2), each in [0, 1).
+      eps: > 0.
+    """
+
+    def __init__(self, params, lr=1e-3, hypergrad_lr=1e-7, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        _check(lr, hypergrad_lr, weight_decay)
+        for name, value in zip(("betas[0]", "betas[1]"), betas):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        check_positive("eps", eps)
+        super().__init__(params, dict(lr=lr, hypergrad_lr=hypergrad_lr, betas=betas, eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _step(self, p, g, group, lr):
+        """Adam's step with rate lr; returns its direction m_hat / (sqrt(v_hat) + eps)."""
+        beta1, beta2 = group["betas"]
+        state = self.state[p]
+        if "step" not in state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(g, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(g, g.conj(), value=1 - beta2)
+        bias_correction1 = 1 - beta1 ** state["step"]
+        bias_correction2_sqrt = math.sqrt(1 - beta2 ** state["step"])
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
+        p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+        return exp_avg / denom / bias_correction1

@@ -1,0 +1,125 @@
+"""SGD-HD, SGDN-HD and Adam-HD: torch's optimizers when beta = 0, the right hypergradient otherwise."""
+
+import copy
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from hpolab.optim import SGDHD, AdamHD
+
+torch.manual_seed(0)
+MODEL = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2)).double()
+X = torch.randn(32, 5, dtype=torch.float64)
+Y = torch.randint(0, 2, (32,))
+
+PAIRS = [
+    pytest.param(lambda ps: SGDHD(ps, lr=0.1, hypergrad_lr=0, weight_decay=1e-4),
+                 lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=1e-4, foreach=False), id="sgd"),
+    pytest.param(lambda ps: SGDHD(ps, lr=0.1, hypergrad_lr=0, momentum=0.9, weight_decay=1e-4),
+                 lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=False), id="sgd-momentum"),
+    pytest.param(lambda ps: SGDHD(ps, lr=0.1, hypergrad_lr=0, momentum=0.9, nesterov=True, weight_decay=1e-4),
+                 lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, foreach=False),
+                 id="sgdn"),
+    pytest.param(lambda ps: AdamHD(ps, lr=0.01, hypergrad_lr=0, weight_decay=1e-4),
+                 lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=1e-4, foreach=False), id="adam"),
+]
+
+HD = [
+    pytest.param(lambda ps: SGDHD(ps, lr=0.05, hypergrad_lr=1e-3), id="sgd-hd"),
+    pytest.param(lambda ps: SGDHD(ps, lr=0.05, hypergrad_lr=1e-3, momentum=0.9, nesterov=True), id="sgdn-hd"),
+    pytest.param(lambda ps: AdamHD(ps, lr=0.01, hypergrad_lr=1e-4), id="adam-hd"),
+]
+
+
+def loss_of(model):
+    return F.cross_entropy(model(X), Y)
+
+
+def train(make, steps=6, model=MODEL):
+    model = copy.deepcopy(model)
+    optimizer = make(model.parameters())
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss_of(model).backward()
+        optimizer.step()
+    return model, optimizer
+
+
+@pytest.mark.parametrize("ours, theirs", PAIRS)
+def test_zero_hypergradient_rate_is_exactly_torch_optimizer(ours, theirs):
+    mine, _ = train(ours)
+    reference, _ = train(theirs)
+    for a, b in zip(mine.parameters(), reference.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("make", HD)
+def test_learning_rate_moves_by_minus_beta_times_finite_difference_of_one_step_loss(make):
+    """After a step u, d/dalpha L(theta - alpha u) at the used alpha, by central differences,
+    is the hypergradient the next step follows: alpha_next = alpha - beta * that."""
+    model, optimizer = train(make, steps=3)
+    group = optimizer.param_groups[0]
+    params = list(model.parameters())
+    alpha = group["lr"]
+    directions = [optimizer.state[p]["direction"] for p in params]
+    before = [p.detach().clone() for p in params]
+    start = [b + alpha * u for b, u in zip(before, directions)]  # the weights before the last step
+
+    def one_step_loss(rate):
+        with torch.no_grad():
+            for p, s, u in zip(params, start, directions):
+                p.copy_(s - rate * u)
+            return float(loss_of(model))
+
+    eps = 1e-6
+    derivative = (one_step_loss(alpha + eps) - one_step_loss(alpha - eps)) / (2 * eps)
+    with torch.no_grad():
+        for p, b in zip(params, before):
+            p.copy_(b)
+    optimizer.zero_grad()
+    loss_of(model).backward()
+    optimizer.step()
+    assert group["lr"] == pytest.approx(alpha - group["hypergrad_lr"] * derivative, rel=1e-9, abs=1e-12)
+
+
+def test_each_parameter_group_learns_its_own_rate_and_keeps_its_trajectory():
+    model = copy.deepcopy(MODEL)
+    optimizer = SGDHD([{"params": model[0].parameters()}, {"params": model[2].parameters(), "hypergrad_lr": 0.0}],
+                      lr=0.05, hypergrad_lr=1e-2)
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss_of(model).backward()
+        optimizer.step()
+    first, second = optimizer.lr_history
+    assert len(first) == len(second) == 6
+    assert len(set(first)) > 1 and set(second) == {0.05}
+    assert optimizer.param_groups[0]["lr"] == first[-1]
+
+
+def test_learned_rate_never_goes_negative():
+    """On 10 w^2 a rate of 0.15 overshoots: consecutive gradients point opposite ways and a
+    large beta would drive the rate below zero; the guard holds it at 0."""
+    weight = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    optimizer = SGDHD([weight], lr=0.15, hypergrad_lr=1.0)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (10 * weight**2).sum().backward()
+        optimizer.step()
+    assert optimizer.lr_history[0][:2] == [0.15, 0.15]
+    assert optimizer.lr_history[0][2] == 0.0  # 0.15 + 1.0 * (-20 * 20) < 0, clamped
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda ps: SGDHD(ps, lr=-0.1), "lr must be >= 0"),
+    (lambda ps: SGDHD(ps, hypergrad_lr=-1e-3), r"hypergrad_lr \(beta\) must be >= 0"),
+    (lambda ps: SGDHD(ps, momentum=1.0), r"momentum must be in \[0, 1\)"),
+    (lambda ps: SGDHD(ps, nesterov=True), "nesterov needs momentum"),
+    (lambda ps: AdamHD(ps, betas=(0.9, 1.0)), r"betas\[1\] must be in \[0, 1\)"),
+    (lambda ps: AdamHD(ps, betas=(-0.1, 0.999)), r"betas\[0\] must be in \[0, 1\)"),
+    (lambda ps: AdamHD(ps, hypergrad_lr=-1.0), r"hypergrad_lr \(beta\) must be >= 0"),
+    (lambda ps: AdamHD(ps, eps=0.0), "eps must be a finite number > 0"),
+])
+def test_bad_arguments_raise_value_error(build, message):
+    with pytest.raises(ValueError, match=message):
+        build(copy.deepcopy(MODEL).parameters())
