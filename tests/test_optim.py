@@ -123,3 +123,35 @@ def test_learned_rate_never_goes_negative():
 def test_bad_arguments_raise_value_error(build, message):
     with pytest.raises(ValueError, match=message):
         build(copy.deepcopy(MODEL).parameters())
+
+
+@pytest.mark.parametrize("rule, make", [
+    ("sgd", lambda ps: SGDHD(ps, lr=0.05, hypergrad_lr=1e-3)),
+    ("sgdn", lambda ps: SGDHD(ps, lr=0.05, hypergrad_lr=1e-3, momentum=0.9, nesterov=True)),
+    ("adam", lambda ps: AdamHD(ps, lr=0.01, hypergrad_lr=1e-4)),
+])
+def test_functional_form_on_core_protocol_follows_the_torch_optimizer(rule, make):
+    """Run on one flat weight vector, the Method and the optimizer learn the same rates."""
+    from hpolab import run
+    from hpolab.methods.online_hypergradient import learning_rate_problem, online_hypergradient
+
+    flat0 = torch.cat([p.detach().reshape(-1) for p in MODEL.parameters()])
+    shapes = [p.shape for p in MODEL.parameters()]
+
+    def loss(flat):
+        parts = dict(zip([n for n, _ in MODEL.named_parameters()],
+                         [t.view(s) for t, s in zip(torch.split(flat, [s.numel() for s in shapes]), shapes)]))
+        return F.cross_entropy(torch.func.functional_call(MODEL, parts, (X,)), Y)
+
+    lr0 = make([torch.nn.Parameter(torch.zeros(1))]).param_groups[0]["lr"]
+    beta = make([torch.nn.Parameter(torch.zeros(1))]).param_groups[0]["hypergrad_lr"]
+    problem = learning_rate_problem("mlp", loss, lambda g: flat0.clone(), lr0)
+    history = run(online_hypergradient(rule, hypergrad_lr=beta), problem, iterations=6, seed=0)
+
+    weights = torch.nn.Parameter(flat0.clone())
+    optimizer = make([weights])
+    for _ in range(6):
+        optimizer.zero_grad()
+        loss(weights).backward()
+        optimizer.step()
+    assert history.frame["lr"].tolist() == pytest.approx(optimizer.lr_history[0], rel=1e-9)

@@ -6,7 +6,9 @@ factories; :func:`make_method` builds one by name.
 
 from hpolab.methods.accelerated_joint_descent import accelerated_joint_descent, unbiased_joint_gradient
 from hpolab.methods.alternating import alternating_bayesian, alternating_zeroth_order
+from hpolab.methods.hypergradient_descent import hypergradient_descent
 from hpolab.methods.joint_descent import gradientless_step, joint_descent
+from hpolab.methods.online_hypergradient import learning_rate_problem, online_hypergradient
 from hpolab.validation import check_choice
 
 METHODS = {
@@ -34,5 +36,8 @@ __all__ = [
     "alternating_bayesian",
     "alternating_zeroth_order",
     "gradientless_step",
+    "hypergradient_descent",
+    "learning_rate_problem",
+    "online_hypergradient",
     "unbiased_joint_gradient",
 ]
