@@ -8,23 +8,31 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from scipy import stats
 
 from hpolab.history import History
 
 PALETTE = qualitative.Plotly + qualitative.D3
 
 
-def curves(histories: Sequence[History], x: str = "iteration", y: str = "objective", points: int = 200) -> pd.DataFrame:
-    """Per problem and label, y against x over seeds: the geometric mean, min and max.
+def curves(histories: Sequence[History], x: str = "iteration", y: str = "objective", points: int = 200,
+           band: str = "range") -> pd.DataFrame:
+    """Per problem and label, y against x over seeds: a mean and a band.
 
     Each run is read as a step function of ``x`` (the value after the last step taken at
     or before each grid point) on a common grid from 0 to the largest ``x`` reached, so
     runs whose steps cost different numbers of evaluations line up. Runs that ended early
     count only where they have values.
+
+    Args:
+      band: ``"range"``: geometric mean, band from the best to the worst run (for values
+        spanning decades); ``"ci95"``: arithmetic mean and its 95 % t-interval.
 
     Returns:
       A frame with columns problem, label, x, mean, low, high, runs.
@@ -43,11 +51,18 @@ def curves(histories: Sequence[History], x: str = "iteration", y: str = "objecti
             at = np.searchsorted(xs, grid, side="right") - 1
             inside = (at >= 0) & (grid <= xs[-1])
             stacked[i, inside] = ys[at[inside]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            positive = np.where(stacked > 0, stacked, np.nan)
-            mean = np.exp(np.nanmean(np.log(positive), axis=0))
-        low, high = np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0)
         counts = np.sum(~np.isnan(stacked), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # grid points no run has reached yet
+            if band == "ci95":
+                mean = np.nanmean(stacked, axis=0)
+                half = stats.t.ppf(0.975, np.maximum(counts - 1, 1)) * np.nanstd(stacked, axis=0, ddof=1) / np.sqrt(counts)
+                half = np.where(counts > 1, half, 0.0)
+                low, high = mean - half, mean + half
+            else:
+                positive = np.where(stacked > 0, stacked, np.nan)
+                mean = np.exp(np.nanmean(np.log(positive), axis=0))
+                low, high = np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0)
         for values in zip(grid, mean, low, high, counts):
             rows.append((problem, label, *values))
     return pd.DataFrame(rows, columns=["problem", "label", "x", "mean", "low", "high", "runs"])
@@ -59,10 +74,12 @@ def objective_figure(
     y: str = "objective",
     title: str | None = None,
     log: bool = True,
+    band: str = "range",
+    x_title: str | None = None,
 ) -> go.Figure:
-    """Objective against iterations, one line per label (geometric mean over seeds, with
-    a min-max band when there are several seeds)."""
-    data = curves(histories, x=x, y=y)
+    """y against x, one line per label over seeds (see :func:`curves` for ``band``), with
+    the band drawn when there are several seeds."""
+    data = curves(histories, x=x, y=y, band=band)
     figure = go.Figure()
     for i, (label, line) in enumerate(data.groupby("label", sort=False)):
         color = PALETTE[i % len(PALETTE)]
@@ -77,7 +94,7 @@ def objective_figure(
                                     legendgroup=label, mode="lines"))
     figure.update_layout(
         title=title,
-        xaxis_title="iteration (gradient + function evaluations)" if x == "iteration" else x,
+        xaxis_title=x_title or ("iteration (gradient + function evaluations)" if x == "iteration" else x),
         yaxis_title=y.replace("_", " "),
         yaxis_type="log" if log else "linear",
         template="plotly_white",
@@ -119,5 +136,20 @@ def sweep_figure(histories: Sequence[History], by: str = "p", y: str = "best_obj
                      "arrayminus": line["mean"] - line["low"]},
         ))
     figure.update_layout(title=title, xaxis_title=by, yaxis_title=f"{y.replace('_', ' ')} at the end",
+                         yaxis_type="log", template="plotly_white")
+    return figure
+
+
+def sensitivity_figure(frame: pd.DataFrame, title: str | None = None, normalized: bool = True) -> go.Figure:
+    """Best loss reached against the initial rate (relative to each curve's best when
+    ``normalized``), one line per curve of a sensitivity table (see
+    :func:`hpolab.studies.hd_vs_decay.sensitivity`)."""
+    x = "lr / best lr" if normalized else "lr0"
+    figure = go.Figure()
+    for i, (curve, line) in enumerate(frame.groupby("curve", sort=False)):
+        line = line.sort_values(x)
+        figure.add_trace(go.Scatter(x=line[x], y=line["best loss"], name=curve, mode="lines+markers",
+                                    line={"color": PALETTE[i % len(PALETTE)]}))
+    figure.update_layout(title=title, xaxis_title=x, yaxis_title="best training loss reached", xaxis_type="log",
                          yaxis_type="log", template="plotly_white")
     return figure

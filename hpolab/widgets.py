@@ -43,16 +43,21 @@ class RunPanel:
 
     Args:
       run_one: runs one configuration; receives every control's value by name.
-      controls: the controls, by the keyword ``run_one`` takes them as; must include
-        ``method`` (a Dropdown).
-      uses: for each method, the names of the controls it uses; other controls are hidden
-        while it is selected (controls not named for any method are always shown).
+      controls: the controls, by the keyword ``run_one`` takes them as; must include the
+        ``selector`` (a Dropdown, ``method`` by default).
+      uses: for each value of the selector, the names of the controls it uses; other
+        controls are hidden while it is selected (controls named for no value are always shown).
       x, y: the history columns the live figure plots.
+      total: the value of x at the end of a run with the given settings, for the progress
+        bar (default: the ``iterations`` setting).
     """
 
     def __init__(self, run_one: Callable[..., History], controls: dict[str, w.Widget],
-                 uses: dict[str, set[str]], x: str = "iteration", y: str = "objective", log_y: bool = True):
+                 uses: dict[str, set[str]], x: str = "iteration", y: str = "objective", log_y: bool = True,
+                 total: Callable[[dict], float] | None = None, selector: str = "method"):
         self.run_one, self.controls, self.uses, self.x, self.y = run_one, controls, uses, x, y
+        self.selector = selector
+        self.total = total or (lambda settings: settings.get("iterations") or 1)
         self.histories: list[History] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,14 +72,14 @@ class RunPanel:
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self._stop.set())
         self.clear_button.on_click(lambda _: self.clear())
-        controls["method"].observe(lambda _: self._show_used(), names="value")
+        controls[selector].observe(lambda _: self._show_used(), names="value")
         self._show_used()
         buttons = w.HBox([self.run_button, self.stop_button, self.clear_button, self.progress])
         self.widget = w.VBox([w.HBox(list(controls.values()), layout={"flex_flow": "row wrap"}),
                               buttons, self.status, self.figure])
 
     def _show_used(self) -> None:
-        method = self.controls["method"].value
+        method = self.controls[self.selector].value
         optional = set().union(*self.uses.values())
         for name, control in self.controls.items():
             visible = name not in optional or name in self.uses.get(method, set())
@@ -102,7 +107,7 @@ class RunPanel:
 
     def _work(self, settings: dict, trace) -> None:
         xs, ys = [], []
-        budget = settings.get("iterations") or 1
+        budget = self.total(settings)
 
         def callback(row: dict) -> None:
             xs.append(row[self.x])

@@ -50,11 +50,17 @@ class _HypergradientOptimizer(Optimizer):
 
     def _adapt_lr(self, group, gradients) -> float:
         """alpha <- max(0, alpha + beta g_t . u_{t-1}); the first step keeps alpha."""
-        products = [(g * self.state[p]["direction"]).sum() for p, g in gradients if "direction" in self.state[p]]
-        if products and group["hypergrad_lr"] > 0:
+        if group["hypergrad_lr"] == 0:
+            return group["lr"]
+        products = [torch.dot(g.reshape(-1), u.reshape(-1)) for p, g in gradients
+                    if (u := self._last_direction(p, group)) is not None]
+        if products:
             alignment = float(torch.stack(products).sum())
             group["lr"] = max(0.0, group["lr"] + group["hypergrad_lr"] * alignment)
         return group["lr"]
+
+    def _last_direction(self, p, group):
+        return self.state[p].get("direction")
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -66,7 +72,7 @@ class _HypergradientOptimizer(Optimizer):
             gradients = [(p, self._gradient(p, group)) for p in group["params"] if p.grad is not None]
             lr = self._adapt_lr(group, gradients)
             for p, g in gradients:
-                self.state[p]["direction"] = self._step(p, g, group, lr)
+                self._step(p, g, group, lr)
             self.lr_history[index].append(lr)
         return loss
 
@@ -101,12 +107,16 @@ class SGDHD(_HypergradientOptimizer):
                         weight_decay=weight_decay)
         super().__init__(params, defaults)
 
+    def _last_direction(self, p, group):
+        # heavy-ball momentum's last direction is its buffer, still unchanged at this point
+        key = "momentum_buffer" if group["momentum"] != 0 and not group["nesterov"] else "direction"
+        return self.state[p].get(key)
+
     def _step(self, p, g, group, lr):
-        """Move p by -lr u and return the direction u."""
-        momentum = group["momentum"]
+        """Move p by -lr u, keeping u where the next learning-rate update needs it."""
+        state, momentum = self.state[p], group["momentum"]
         direction = g
         if momentum != 0:
-            state = self.state[p]
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = torch.clone(g).detach()
             else:
@@ -114,7 +124,8 @@ class SGDHD(_HypergradientOptimizer):
             buffer = state["momentum_buffer"]
             direction = g.add(buffer, alpha=momentum) if group["nesterov"] else buffer
         p.add_(direction, alpha=-lr)
-        return direction.clone()
+        if group["hypergrad_lr"] > 0 and (momentum == 0 or group["nesterov"]):
+            state["direction"] = direction if direction is not p.grad else direction.clone()
 
 
 class AdamHD(_HypergradientOptimizer):
@@ -137,7 +148,8 @@ class AdamHD(_HypergradientOptimizer):
                                       weight_decay=weight_decay))
 
     def _step(self, p, g, group, lr):
-        """Adam's step with rate lr; returns its direction m_hat / (sqrt(v_hat) + eps)."""
+        """Adam's step with rate lr, keeping its direction m_hat / (sqrt(v_hat) + eps) when
+        the learning rate is learned (else exactly torch's arithmetic)."""
         beta1, beta2 = group["betas"]
         state = self.state[p]
         if "step" not in state:
@@ -151,5 +163,9 @@ class AdamHD(_HypergradientOptimizer):
         bias_correction1 = 1 - beta1 ** state["step"]
         bias_correction2_sqrt = math.sqrt(1 - beta2 ** state["step"])
         denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
-        p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
-        return exp_avg / denom / bias_correction1
+        if group["hypergrad_lr"] == 0:
+            p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+            return
+        direction = exp_avg.div(denom).div_(bias_correction1)
+        p.add_(direction, alpha=-lr)
+        state["direction"] = direction

@@ -1,0 +1,78 @@
+"""Time per training step of the hypergradient optimizers against plain torch.optim.
+
+An MLP with two hidden layers of 1000 (the HD paper's MNIST model) on synthetic 784-d
+inputs, batch 128, float32 on the CPU. For each pair (SGD / SGD-HD, SGD-Nesterov /
+SGDN-HD, Adam / Adam-HD) it times whole training steps (forward, backward, optimizer
+step) and the optimizer step alone, interleaving the two optimizers' repeats so machine
+noise hits both alike, and prints the ratios (target for whole steps: <= 1.15x).
+
+    python benchmarks/optimizers.py [--steps 30] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+from torch.nn import functional as F
+
+from hpolab.optim import SGDHD, AdamHD
+
+PAIRS = {
+    "SGD": (lambda ps: torch.optim.SGD(ps, lr=0.01, weight_decay=1e-4),
+            lambda ps: SGDHD(ps, lr=0.01, hypergrad_lr=1e-4, weight_decay=1e-4)),
+    "SGDN": (lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4),
+             lambda ps: SGDHD(ps, lr=0.01, hypergrad_lr=1e-4, momentum=0.9, nesterov=True, weight_decay=1e-4)),
+    "Adam": (lambda ps: torch.optim.Adam(ps, lr=1e-3, weight_decay=1e-4),
+             lambda ps: AdamHD(ps, lr=1e-3, hypergrad_lr=1e-7, weight_decay=1e-4)),
+}
+
+
+def time_steps(model, optimizer, x, y, steps):
+    """(seconds per whole step, seconds per optimizer step)."""
+    whole = step_only = 0.0
+    for _ in range(steps):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        middle = time.perf_counter()
+        optimizer.step()
+        end = time.perf_counter()
+        whole += end - start
+        step_only += end - middle
+    return whole / steps, step_only / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(), torch.nn.Linear(1000, 1000),
+                               torch.nn.ReLU(), torch.nn.Linear(1000, 10))
+    x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
+    print(f"MLP 784-1000-1000-10 ({sum(p.numel() for p in base.parameters()):,} weights), batch 128, "
+          f"{torch.get_num_threads()} threads; median of {args.repeats} x {args.steps} steps\n")
+    print(f"{'optimizer':<10}{'torch ms/step':>15}{'HD ms/step':>13}{'ratio':>8}{'   step only: torch ms':>24}{'HD ms':>8}{'ratio':>8}")
+    for name, (plain, hd) in PAIRS.items():
+        runs = {"torch": [], "hd": []}
+        models = {key: copy.deepcopy(base) for key in runs}
+        optimizers = {"torch": plain(models["torch"].parameters()), "hd": hd(models["hd"].parameters())}
+        for key in runs:  # warm-up
+            time_steps(models[key], optimizers[key], x, y, 3)
+        for _ in range(args.repeats):
+            for key in runs:
+                runs[key].append(time_steps(models[key], optimizers[key], x, y, args.steps))
+        whole = {k: statistics.median(r[0] for r in v) * 1e3 for k, v in runs.items()}
+        step = {k: statistics.median(r[1] for r in v) * 1e3 for k, v in runs.items()}
+        ratio = whole["hd"] / whole["torch"]
+        print(f"{name:<10}{whole['torch']:>15.2f}{whole['hd']:>13.2f}{ratio:>7.2f}x{step['torch']:>24.2f}"
+              f"{step['hd']:>8.2f}{step['hd'] / step['torch']:>7.2f}x   {'meets' if ratio <= 1.15 else 'misses'} <= 1.15x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Plain supervised training with any torch optimizer and scheduler, recorded as a History.
+
+The hypergradient-vs-decay study trains the same models with SGD, SGDN and Adam, each with
+a constant rate, hypergradient descent or lr-decay; this loop is shared by all of them.
+Every ``evaluate_every`` steps it records the mean training loss since the last record,
+the test loss and accuracy, and the current learning rate of each parameter group.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hpolab.history import COLUMNS, History
+from hpolab.progress import progress_bar
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on (x, y), in evaluation mode."""
+    model.eval()
+    loss = correct = 0.0
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start:start + batch_size])
+        loss += float(F.cross_entropy(logits, y[start:start + batch_size], reduction="sum"))
+        correct += float((logits.argmax(1) == y[start:start + batch_size]).sum())
+    model.train()
+    return loss / len(y), correct / len(y)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    evaluate_every: int = 50,
+    label: str = "",
+    problem: str = "",
+    config: dict | None = None,
+    progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> History:
+    """Train for ``steps`` minibatch steps (epochs of seeded shuffles) and record the run.
+
+    A training loss that becomes NaN or infinite stops the run with status ``"diverged"``;
+    the rows recorded until then are kept.
+    """
+    x_train, y_train = train
+    generator = torch.Generator().manual_seed(seed)
+    per_epoch = max(1, len(y_train) // batch_size)
+    rows, running, count = [], 0.0, 0
+    status, message = "finished", ""
+    start = time.perf_counter()
+    test_loss, test_accuracy = evaluate(model, *test)
+    rows.append(_row(0, math.nan, test_loss, test_accuracy, optimizer, start))
+    if callback is not None:
+        callback(rows[-1])
+    order = torch.empty(0, dtype=torch.long)
+    model.train()
+    with progress_bar(total=steps, desc=label or "training", disable=not progress, leave=False) as bar:
+        for step in range(1, steps + 1):
+            if (step - 1) % per_epoch == 0:
+                order = torch.randperm(len(y_train), generator=generator).to(y_train.device)
+            batch = order[((step - 1) % per_epoch) * batch_size:][:batch_size]
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x_train[batch]), y_train[batch])
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            value = float(loss.detach())
+            running, count = running + value, count + 1
+            bar.update()
+            if not math.isfinite(value):
+                status, message = "diverged", f"diverged at step {step}: the training loss became {value}"
+            if step % evaluate_every == 0 or step == steps or status != "finished":
+                test_loss, test_accuracy = evaluate(model, *test)
+                rows.append(_row(step, running / count, test_loss, test_accuracy, optimizer, start))
+                running, count = 0.0, 0
+                if callback is not None:
+                    callback(rows[-1])
+            if status != "finished":
+                break
+            if should_stop is not None and should_stop():
+                status, message = "stopped", f"stopped by request at step {step}"
+                break
+    frame = pd.DataFrame(rows)
+    frame["best_objective"] = frame["objective"].cummin()
+    frame = frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
+    return History(frame, config.get("optimizer", "") if config else "", label, problem, seed, dict(config or {}),
+                   ["lr"], status, message)
+
+
+def _row(step, train_loss, test_loss, test_accuracy, optimizer, start) -> dict:
+    row = {
+        "step": step,
+        "iteration": step,
+        "gradient_evaluations": step,
+        "function_evaluations": 0,
+        "hvp_evaluations": 0,
+        "wall_time": time.perf_counter() - start,
+        "objective": train_loss,
+        "kind": "evaluation",
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+    }
+    for index, group in enumerate(optimizer.param_groups):
+        row["lr" if index == 0 else f"lr{index}"] = group["lr"]
+    return row
