@@ -51,11 +51,12 @@ def fit(
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    divergence_factor: float = 1e6,
 ) -> History:
     """Train for ``steps`` minibatch steps (epochs of seeded shuffles) and record the run.
 
-    A training loss that becomes NaN or infinite stops the run with status ``"diverged"``;
-    the rows recorded until then are kept.
+    A training loss that becomes NaN, infinite or ``divergence_factor`` times its first
+    value stops the run with status ``"diverged"``; the rows recorded until then are kept.
     """
     x_train, y_train = train
     generator = torch.Generator().manual_seed(seed)
@@ -81,9 +82,10 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             value = float(loss.detach())
+            first = value if step == 1 else first
             running, count = running + value, count + 1
             bar.update()
-            if not math.isfinite(value):
+            if not (math.isfinite(value) and value <= divergence_factor * max(abs(first), 1.0)):
                 status, message = "diverged", f"diverged at step {step}: the training loss became {value}"
             if step % evaluate_every == 0 or step == steps or status != "finished":
                 test_loss, test_accuracy = evaluate(model, *test)
