@@ -1,13 +1,14 @@
 """Performance of hpolab's hypergradient estimators against plain baselines (CPU, float32).
 
-Run by hand from the repository root (about 6 minutes on 2 cores; ``--quick``: about 1)::
+Run by hand from the repository root (about 4 minutes on 2 cores; ``--quick``: about 40 s)::
 
     .venv/bin/python benchmarks/hypergrad.py [--quick]
 
 Three claims of ``hpolab.hypergrad`` are measured, each against a target:
 
 1. **Forward mode vs a per-column recursion.** ``forward_hypergradient`` pushes the K
-   tangent columns of d theta / d alpha through each SGD step as one ``vmap(jvp(step))``.
+   tangent columns of d theta / d alpha through each SGD step with one gradient and one
+   batched double-backward (``is_grads_batched``).
    The reference (:func:`reference_hypergradient`) is the official FDS code's approach,
    written plainly here: the paper's Eq. 4 for learning rates with one double-backward
    Hessian-vector product per column per step. Both train the same MLP with the same
@@ -17,11 +18,17 @@ Three claims of ``hpolab.hypergrad`` are measured, each against a target:
    Target: forward / reference <= 1.0 at K = 5 and <= 0.5 at K = 20.
 2. **Forward mode's memory does not grow with T.** Peak resident memory of one call at
    T = 2000 over T = 200 (target <= 1.1), with reverse mode's (which stores the unrolled
-   run, so it grows with T) beside it. Each configuration runs in a fresh subprocess
-   which first computes one hypergradient at a tiny T (so torch's lazy initialization is
-   not counted); the number is ``Hypergradient.cost.peak_memory``, i.e. what
-   ``hpolab.hypergrad.cost.Meter`` measures: the peak resident set size (``/proc/self/statm``,
-   sampled every millisecond) above the resident size when the call started.
+   run, so it grows with T) beside it. Each configuration runs in fresh subprocesses
+   (the median of three is reported) which first compute one hypergradient at T = 20, so
+   torch's lazy initialization is not counted. The number is ``Hypergradient.cost.peak_memory``,
+   i.e. what ``hpolab.hypergrad.cost.Meter`` measures: the peak resident set size
+   (``/proc/self/statm``, sampled every millisecond) above the resident size when the call
+   started. The subprocesses run with ``MALLOC_MMAP_THRESHOLD_=131072``: glibc's default
+   *dynamic* threshold keeps freed blocks of the warm-up in the heap, so that the
+   resident size reflects the allocator's history more than the call's tensors (the same
+   forward-mode call then measured anywhere from 3 to 18 MB); with a fixed threshold
+   every block of 128 KiB or more is mapped for its lifetime only. (It slows those
+   subprocesses down, so their wall times are not comparable with part 1's.)
 3. **Batched zeroth-order runs.** ``validation_losses(..., batched=True)`` trains the
    q + 1 = 9 points of a zeroth-order estimate in one ``vmap``; the baseline is a Python
    loop of nine plain unbatched ``train`` calls, each followed by ``task.val_loss``.
@@ -36,10 +43,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -142,7 +150,7 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
+    """The shortest of ``repeats`` timed calls (the caller has already made a warm-up call)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -159,6 +167,7 @@ def check_reference_float64() -> float:
 
 
 def forward_vs_reference(model: str, horizon: int, k: int, repeats: int) -> dict:
+    """Check (these calls are also the warm-up), then time both."""
     task, hyper = make_task(model), lr_schedule(horizon, k, torch.float32)
     ours = reference_hypergradient(task, hyper, SEED)[1]
     difference = relative(forward_hypergradient(task, hyper, SEED).grad, ours)
@@ -171,17 +180,22 @@ def forward_vs_reference(model: str, horizon: int, k: int, repeats: int) -> dict
 # -------------------------------------------------------------------- 2. peak memory
 
 def measure_peak(estimator: str, model: str, horizon: int, k: int) -> dict:
-    """(In a fresh process) one warm-up call at T = 20, then the measured call."""
+    """(In a fresh process) one warm-up call at T = 20, then the measured call's peak in MB."""
     task = make_task(model)
     ESTIMATORS[estimator](task, lr_schedule(20, k, torch.float32), SEED)
     result = ESTIMATORS[estimator](task, lr_schedule(horizon, k, torch.float32), SEED)
-    return {"peak_mb": result.cost.peak_memory / 2**20, "wall_s": result.cost.wall_time}
+    return {"peak_mb": result.cost.peak_memory / 2**20}
 
 
-def peak_in_subprocess(estimator: str, model: str, horizon: int, k: int) -> dict:
+def peak_in_subprocess(estimator: str, model: str, horizon: int, k: int, runs: int) -> float:
+    """Median over ``runs`` fresh processes of :func:`measure_peak`'s peak, in MB."""
     command = [sys.executable, __file__, "--measure", json.dumps([estimator, model, horizon, k])]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    peaks = []
+    for _ in range(runs):
+        done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
+        peaks.append(json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"])
+    return statistics.median(peaks)
 
 
 # ------------------------------------------------------------- 3. batched zeroth order
@@ -200,7 +214,7 @@ def loop_losses(task, hyper, points) -> torch.Tensor:
 
 def batched_vs_loop(model: str, horizon: int, k: int, q: int, repeats: int) -> dict:
     task, hyper = make_task(model), lr_schedule(horizon, k)
-    points = zeroth_order_points(hyper, q)
+    points = zeroth_order_points(hyper, q)  # checked (the warm-up), then timed
     batched = validation_losses(task, hyper, points, SEED, batched=True).losses
     difference = relative(batched, loop_losses(task, hyper, points))
     batched_s = best_time(lambda: validation_losses(task, hyper, points, SEED, batched=True), repeats)
@@ -217,46 +231,45 @@ def verdict(value: float, target: float) -> str:
 
 def main(quick: bool) -> None:
     T1, T2, T3 = (100, (50, 500), 50) if quick else (400, (200, 2000), 200)
-    repeats = 1 if quick else 2
+    repeats, runs = (1, 1) if quick else (3, 3)
     started = time.perf_counter()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 on the CPU"
           + (" (--quick: smaller T, not the reported numbers)" if quick else ""))
-    print("MLPs 64-80-20-10 and 64-256-150-10 (tanh): "
-          + ", ".join(f"{m}: D = {weight_count(m)} weights" for m in MODELS))
+    print("tanh MLPs " + ", ".join(f"{'-'.join(map(str, (INPUTS, *MODELS[m], CLASSES)))} ({m}: D = {weight_count(m)})"
+                                   for m in MODELS) + f", batch {BATCH}, synthetic data")
     rows = []
 
-    print("\n1. forward mode vs the per-column FDS recursion (lr only, momentum 0.9, weight decay 5e-4)")
+    print(f"\n1. forward mode vs the per-column FDS recursion (lr only; momentum {MOMENTUM}, weight decay "
+          f"{WEIGHT_DECAY} fixed; best of {repeats})")
     error = check_reference_float64()
-    print(f"   check, float64, 7k MLP, T = 40, K = 5: max |forward - reference| / max |reference| = {error:.1e}")
+    print(f"   check in float64, 7k MLP, T=40, K=5: max |forward - reference| / max |reference| = {error:.1e}")
     assert error < 1e-8, "the reference and forward mode disagree"
-    targets = {5: 1.0, 20: 0.5}
     for model in MODELS:
-        for k, target in targets.items():
+        for k, target in ((5, 1.0), (20, 0.5)):
             r = forward_vs_reference(model, T1, k, repeats)
             assert r["check"] < 1e-4, f"float32 check failed: {r['check']:.2e}"
-            print(f"   {model} T={T1} K={k:2d}: check {r['check']:.1e} | forward {r['forward_s']:6.2f} s, "
-                  f"reference {r['reference_s']:6.2f} s, ratio {r['ratio']:.2f}x ({verdict(r['ratio'], target)})")
+            print(f"   {model:3s} T={T1} K={k:2d}: check {r['check']:.1e} | forward {r['forward_s']:5.2f} s, "
+                  f"reference {r['reference_s']:5.2f} s: ratio {r['ratio']:.2f}x ({verdict(r['ratio'], target)})")
             rows.append((f"forward / FDS reference, {model} MLP, T={T1}, K={k}",
                          f"{r['forward_s']:.2f} s / {r['reference_s']:.2f} s", r["ratio"], target))
 
-    print(f"\n2. peak resident memory above the call's start, 57k MLP, K = 5, T = {T2[0]} and {T2[1]}")
-    for estimator in ESTIMATORS:
-        small, large = (peak_in_subprocess(estimator, "57k", T, 5) for T in T2)
-        ratio = large["peak_mb"] / small["peak_mb"]
-        target = 1.1 if estimator == "forward" else None
+    print(f"\n2. peak resident memory above the call's start, 57k MLP, K=5 (median of {runs} fresh processes)")
+    for estimator, target in (("forward", 1.1), ("reverse", None)):
+        small, large = (peak_in_subprocess(estimator, "57k", T, 5, runs) for T in T2)
+        ratio = large / small
         note = verdict(ratio, target) if target else "grows with T"
-        print(f"   {estimator:8s}: {small['peak_mb']:8.1f} MB at T={T2[0]} ({small['wall_s']:.1f} s), "
-              f"{large['peak_mb']:8.1f} MB at T={T2[1]} ({large['wall_s']:.1f} s): ratio {ratio:.2f}x ({note})")
-        rows.append((f"{estimator} peak memory, 57k MLP, T={T2[1]} / T={T2[0]}",
-                     f"{large['peak_mb']:.1f} MB / {small['peak_mb']:.1f} MB", ratio, target))
+        print(f"   {estimator:8s}: {small:7.1f} MB at T={T2[0]}, {large:7.1f} MB at T={T2[1]}: "
+              f"ratio {ratio:.2f}x ({note})")
+        rows.append((f"{estimator} peak memory, 57k MLP, K=5, T={T2[1]} / T={T2[0]}",
+                     f"{large:.1f} MB / {small:.1f} MB", ratio, target))
 
-    print("\n3. zeroth order: q + 1 = 9 trainings batched with vmap vs a Python loop of plain trainings")
-    r = batched_vs_loop("7k", T3, 5, 8, repeats + 1)
+    print(f"\n3. zeroth order: q + 1 = 9 trainings batched with vmap vs a loop of plain trainings (best of {repeats})")
+    r = batched_vs_loop("7k", T3, 5, 8, repeats)
     assert r["check"] < 1e-5, f"batched and loop losses differ: {r['check']:.2e}"
-    print(f"   7k T={T3} K=5 q=8: check {r['check']:.1e} | batched {r['batched_s']:.2f} s, loop {r['loop_s']:.2f} s, "
+    print(f"   7k T={T3} K=5 q=8: check {r['check']:.1e} | batched {r['batched_s']:.2f} s, loop {r['loop_s']:.2f} s: "
           f"ratio {r['ratio']:.2f}x ({verdict(r['ratio'], 0.3)})")
-    rows.append((f"zeroth order batched / loop, 7k MLP, T={T3}, q=8", f"{r['batched_s']:.2f} s / {r['loop_s']:.2f} s",
-                 r["ratio"], 0.3))
+    rows.append((f"zeroth order batched / loop, 7k MLP, T={T3}, K=5, q=8",
+                 f"{r['batched_s']:.2f} s / {r['loop_s']:.2f} s", r["ratio"], 0.3))
 
     print(f"\nSummary ({time.perf_counter() - started:.0f} s in all)\n")
     print("| measurement | values | ratio | target | met |")

@@ -257,3 +257,12 @@ def test_inner_loop_is_torch_sgd_with_momentum_and_weight_decay():
         task.train_loss(theta, task.batch(batches[t]), {}).backward()
         optimizer.step()
     assert torch.allclose(train(task, hyper, 0).theta, theta.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_loss_terms_interleaved_with_schedules_match_reverse_mode():
+    task = logistic_task()
+    hyper = schedule(40, lr=torch.tensor([0.5, 0.3]), momentum=0.5, windows={"lr": 20},
+                     learn=("lr", "log_l2", "momentum"), log_l2=-2.0)
+    forward, reverse = forward_mode()(task, hyper, 0), reverse_mode()(task, hyper, 0)
+    assert relative(forward.grad, reverse.grad) < 1e-10
+    assert relative(forward.grad, finite_differences(task, hyper)) < 1e-4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -10,10 +11,13 @@ import torch
 from hpolab.protocol import Cost
 
 
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def _resident_bytes() -> int:
     try:
         with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * 4096
+            return int(statm.read().split()[1]) * PAGE_SIZE
     except OSError:  # not Linux: peak memory is not measured on the CPU
         return 0
 
@@ -22,8 +26,9 @@ class Meter:
     """Counts evaluations while a hypergradient is computed, and measures time and memory.
 
     Peak memory is the allocator's peak on CUDA; on the CPU it is the peak resident set
-    size above the start, sampled every millisecond by a background thread (coarser, but
-    it sees every allocation that lives longer than that).
+    size above the start, sampled every millisecond by a background thread: coarser, and
+    it depends on the C allocator's history (memory freed earlier and reused does not
+    show), so compare CPU numbers from fresh processes (as ``benchmarks/hypergrad.py`` does).
     """
 
     def __init__(self, device: torch.device):

@@ -1,14 +1,21 @@
 """Forward-mode hypergradients (FDS, RFHO's forward method) and their greedy variant.
 
-Forward mode carries the tangents Z_t = d theta_t / d h and C_t = d v_t / d h (one column
-per learned hyperparameter value, K in all) along the training run (the paper's Eq. 3-4);
-at the end ``dL_val/dh = Z_T^T grad L_val(theta_T)``. Memory is O(K D), whatever T.
+Forward mode carries the tangents Z = d theta_t / d h and C = d v_t / d h (one row per
+learned hyperparameter value, K in all) along the training run; at the end
+``dL_val/dh = Z_T grad L_val(theta_T)``. Memory is O(K D), whatever T. Differentiating the
+SGD step ``v' = beta v + g + xi theta``, ``theta' = theta - alpha v'`` gives (the paper's
+Eq. 3-4, for every hyperparameter at once)
 
-Rather than one double-backward Hessian-vector product per column per step (the official
-FDS code), each step is one ``vmap`` over the K columns of a ``jvp`` through the whole
-SGD step (forward-over-reverse): the primal step is computed once and the K tangent
-products batched. A column joins only from the first step that uses its value (before
-that it is zero), so windows of a schedule cost nothing until they start.
+    dg  = H Z + d g / d h                      (the mixed term: loss hyperparameters only)
+    C'  = beta C + dg + xi Z + v e_beta + theta e_xi
+    Z'  = Z - alpha C' - v' e_alpha
+
+where e_alpha marks the row of the learning-rate value used at this step (likewise beta,
+xi). Rather than one double-backward Hessian-vector product per row (the official FDS
+code), each step makes one gradient with ``create_graph=True`` and one *batched*
+double-backward (``is_grads_batched=True``) for all rows at once; the mixed term rides in
+the same backward, since d/dtheta (dL/dlambda . e) = d g / d lambda e by symmetry. A row
+joins from the first step that uses its value (it is zero before).
 
 Greedy (horizon H): every H steps the hypergradient of L_val(theta_t) with respect to the
 values used in those H steps is accumulated and the tangents restart from zero, i.e. the
@@ -19,26 +26,63 @@ setting.
 from __future__ import annotations
 
 import torch
-from torch.func import jvp, vmap
 
 from hpolab.hypergrad.cost import Meter
 from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
 from hpolab.hypergrad.result import Estimator, Hypergradient, diverged_result, validation_gradient
 from hpolab.hypergrad.task import InnerTask
-from hpolab.hypergrad.unroll import Watch, step_function
+from hpolab.hypergrad.unroll import Watch
 from hpolab.validation import check_count
 
 
-def _last_step(hyper: Hyperparameters) -> torch.Tensor:
-    """For each entry of h, the last inner step that uses it."""
-    lasts = []
-    for name in hyper.learn:
-        n = hyper.values[name].numel()
-        if name in SCHEDULES:
-            lasts.append(torch.clamp((torch.arange(n) + 1) * hyper.windows[name] - 1, max=hyper.horizon - 1))
-        else:
-            lasts.append(torch.full((n,), hyper.horizon - 1))
-    return torch.cat(lasts)
+class Layout:
+    """Where each learned hyperparameter sits in h, and which rows step t touches.
+
+    Tangent rows are kept sorted by the first step that uses them, so that the rows a
+    non-greedy step works on are always a prefix (a view, not a copy).
+    """
+
+    def __init__(self, hyper: Hyperparameters):
+        self.hyper = hyper
+        self.offsets, offset = {}, 0
+        for name, size in zip(hyper.learn, hyper.sizes):
+            self.offsets[name] = offset
+            offset += size
+        self.size = offset
+        first = hyper.first_step()
+        lasts = []
+        for name in hyper.learn:
+            n = hyper.values[name].numel()
+            if name in SCHEDULES:
+                lasts.append(torch.clamp((torch.arange(n) + 1) * hyper.windows[name] - 1, max=hyper.horizon - 1))
+            else:
+                lasts.append(torch.full((n,), hyper.horizon - 1))
+        self.order = torch.argsort(first, stable=True)  # row r holds h[order[r]]
+        self.position = torch.empty_like(self.order)
+        self.position[self.order] = torch.arange(self.size)
+        self.first, self.last = first[self.order], torch.cat(lasts)[self.order]
+        self.loss_terms = [name for name in hyper.learn if name not in SCHEDULES]
+        term_index = torch.full((self.size,), -1)  # a loss term's entry of h -> its entry in the flat terms
+        position = 0
+        for name in self.loss_terms:
+            n = hyper.values[name].numel()
+            term_index[self.offsets[name]:self.offsets[name] + n] = torch.arange(position, position + n)
+            position += n
+        self.term_index = term_index[self.order]
+
+    def rows(self, step: int, start: int):
+        """The rows in use at ``step`` in a chunk beginning at ``start``: a slice when contiguous."""
+        mask = (self.first <= step) & (self.last >= start)
+        index = mask.nonzero().squeeze(1)
+        if len(index) == 0 or int(index[-1]) - int(index[0]) + 1 == len(index):
+            return slice(int(index[0]) if len(index) else 0, int(index[-1]) + 1 if len(index) else 0), index
+        return index, index
+
+    def row(self, name: str, step: int) -> int | None:
+        """The row holding the value of schedule ``name`` used at ``step`` (None if not learned)."""
+        if name not in self.offsets:
+            return None
+        return int(self.position[self.offsets[name] + self.hyper.window_index(name, step)])
 
 
 def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, horizon: int | None = None) -> Hypergradient:
@@ -49,43 +93,85 @@ def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, ho
         raise ValueError(f"H (the greedy horizon) must be an integer in [1, T] = [1, {T}], got {horizon!r}")
     theta = task.init(seed)
     with Meter(theta.device) as meter:
-        h = hyper.pack().to(theta)
-        K = h.numel()
-        step = step_function(task, hyper, theta.dtype)
-        first, last = hyper.first_step(), _last_step(hyper)
+        layout = Layout(hyper)
+        dtype, device = theta.dtype, theta.device
+        values = {name: value.to(device=device, dtype=dtype) for name, value in hyper.values.items()}
+        terms = {name: value for name, value in values.items() if name not in SCHEDULES}
+        learned_terms = torch.cat([terms[n].reshape(-1) for n in layout.loss_terms]) if layout.loss_terms else None
+        Z = torch.zeros(layout.size, theta.numel(), dtype=dtype, device=device)
+        C = torch.zeros_like(Z)
         velocity = torch.zeros_like(theta)
-        Z_theta = torch.zeros(K, theta.numel(), dtype=theta.dtype, device=theta.device)
-        Z_velocity = torch.zeros_like(Z_theta)
-        basis = torch.eye(K, dtype=theta.dtype, device=theta.device)
-        hypergrad = torch.zeros(K, dtype=theta.dtype, device=theta.device)
+        hypergrad = torch.zeros(layout.size, dtype=dtype, device=device)
         batches = task.batches(seed, T)
         watch = Watch()
         start = 0
         for t in range(T):
-            batch = task.batch(batches[t])
-            active = torch.nonzero((first <= t) & (last >= start)).squeeze(1).to(theta.device)
-
-            def tangent_step(z_theta, z_velocity, e):
-                return jvp(lambda a, b, c: step(a, b, c, t, batch), (theta, velocity, h), (z_theta, z_velocity, e))
-
-            (thetas, velocities, losses), (dz_theta, dz_velocity, _) = vmap(tangent_step)(
-                Z_theta[active], Z_velocity[active], basis[active])
-            theta, velocity, loss = thetas[0], velocities[0], losses[0]
-            Z_theta[active], Z_velocity[active] = dz_theta, dz_velocity
+            rows, index = layout.rows(t, start)
+            alpha, beta, xi = (values[name][hyper.window_index(name, t)] for name in SCHEDULES)
+            grad, dgrad, loss = _gradient_and_tangents(task, theta, task.batch(batches[t]), terms, learned_terms,
+                                                       layout, Z[rows], index)
             meter.gradient_evaluations += 1
-            meter.hvp_evaluations += len(active)
+            meter.hvp_evaluations += len(index)
+            new_velocity = beta * velocity + grad + xi * theta
+            dC = C[rows].mul_(beta).add_(dgrad).add_(Z[rows], alpha=float(xi))  # C' = beta C + dg + xi Z
+            _add_to_row(dC, index, layout.row("momentum", t), velocity)
+            _add_to_row(dC, index, layout.row("weight_decay", t), theta)
+            dZ = Z[rows].sub_(dC, alpha=float(alpha))  # Z' = Z - alpha C'
+            _add_to_row(dZ, index, layout.row("lr", t), -new_velocity)
+            if isinstance(rows, torch.Tensor):  # gathered copies: write them back
+                C[rows], Z[rows] = dC, dZ
+            theta, velocity = theta - alpha * new_velocity, new_velocity
             if watch.diverged(loss, t):
                 return diverged_result(watch.message, meter, theta)
             if t + 1 - start == chunk or t == T - 1:
                 grad_val, val_loss = validation_gradient(task, theta, meter)
-                hypergrad += Z_theta @ grad_val
+                hypergrad += Z @ grad_val
                 if t < T - 1:
-                    Z_theta.zero_()
-                    Z_velocity.zero_()
+                    Z.zero_()
+                    C.zero_()
                 start = t + 1
     if not torch.isfinite(hypergrad).all() or val_loss != val_loss:
         return diverged_result("the validation loss or its hypergradient is not finite", meter, theta)
-    return Hypergradient(val_loss, hypergrad.detach().double().cpu(), meter.cost(), theta=theta.detach())
+    return Hypergradient(val_loss, hypergrad[layout.position].double().cpu(), meter.cost(), theta=theta.detach())
+
+
+def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_active, active):
+    # Z_active: the tangent rows in use; active: their row numbers
+    """(g, dg for the active rows, loss): one gradient with its graph, one batched double-backward."""
+    theta = theta.detach().requires_grad_()
+    with torch.enable_grad():
+        if learned_terms is not None:
+            flat = learned_terms.detach().requires_grad_()
+            pieces = torch.split(flat, [terms[n].numel() for n in layout.loss_terms])
+            terms = {**terms, **{n: p.view(terms[n].shape) for n, p in zip(layout.loss_terms, pieces)}}
+        loss = task.train_loss(theta, batch, terms)
+        inputs = [theta] if learned_terms is None else [theta, flat]
+        grads = torch.autograd.grad(loss, inputs, create_graph=len(active) > 0)
+        grad = grads[0]
+        if len(active) == 0:
+            return grad.detach(), Z_active, loss.detach()
+        outputs, tangents = [grad], [Z_active]
+        if learned_terms is not None:  # rows of loss terms: d/dtheta (dL/dlambda . e_row)
+            basis = torch.zeros(len(active), flat.numel(), dtype=flat.dtype, device=flat.device)
+            entries = layout.term_index[active]
+            rows = (entries >= 0).nonzero().squeeze(1)
+            basis[rows, entries[rows]] = 1.0
+            outputs.append(grads[1])
+            tangents.append(basis)
+        (dgrad,) = torch.autograd.grad(outputs, theta, grad_outputs=tangents, is_grads_batched=True,
+                                       allow_unused=True)
+    if dgrad is None:
+        dgrad = torch.zeros_like(Z_active)
+    return grad.detach(), dgrad.detach(), loss.detach()
+
+
+def _add_to_row(tangent: torch.Tensor, active: torch.Tensor, row: int | None, vector: torch.Tensor) -> None:
+    """tangent[row] += vector, where ``tangent`` holds the rows numbered ``active``."""
+    if row is None:
+        return
+    found = (active == row).nonzero()
+    if len(found):
+        tangent[int(found[0])] += vector
 
 
 def forward_mode() -> Estimator:

@@ -65,7 +65,8 @@ class InnerTask:
       train_loss: ``(theta, batch, terms) -> scalar``; ``terms`` holds the loss
         hyperparameters (e.g. ``log_l2``), a possibly empty dict of tensors.
       val_loss: ``theta -> scalar`` on the validation set.
-      batches: ``(seed, T) -> (T, B)`` indices of the training examples of each step.
+      batches: ``(seed, T) -> batches`` where ``batches[t]`` holds the indices of the
+        training examples of step t (see :class:`ShuffledBatches`).
       data: ``(x_train, y_train)``, indexed by the batches.
       predict: ``(theta, x) -> outputs``, for accuracy and test error.
     """
@@ -74,7 +75,7 @@ class InnerTask:
     init: Callable[[int], torch.Tensor]
     train_loss: Callable[[torch.Tensor, Batch, dict], torch.Tensor]
     val_loss: Callable[[torch.Tensor], torch.Tensor]
-    batches: Callable[[int, int], torch.Tensor]
+    batches: Callable[[int, int], "ShuffledBatches"]
     data: tuple[torch.Tensor, torch.Tensor]
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -83,22 +84,38 @@ class InnerTask:
         return x[indices], y[indices], indices
 
 
-def shuffled_batches(n: int, batch_size: int | None, device) -> Callable[[int, int], torch.Tensor]:
-    """Epochs of random permutations of ``n`` examples cut into batches; full batch when None.
+class ShuffledBatches:
+    """The training indices of each step: epochs of seeded random permutations cut into
+    batches (full batch when ``batch_size`` is None). Indexed by step, one epoch's
+    permutation held at a time, so memory does not grow with the horizon."""
 
-    The order is drawn from the seed on the CPU, so a seed means the same order everywhere.
-    """
+    def __init__(self, n: int, batch_size: int | None, seed: int, horizon: int, device):
+        self.n, self.seed, self.horizon, self.device = n, seed, horizon, device
+        self.batch_size = n if batch_size is None or batch_size >= n else batch_size
+        self.per_epoch = n // self.batch_size
+        self._epoch, self._order = None, None
 
-    def batches(seed: int, horizon: int) -> torch.Tensor:
-        if batch_size is None or batch_size >= n:
-            return torch.arange(n, device=device).expand(horizon, n)
-        generator = torch.Generator().manual_seed(seed + 1_000_003)
-        per_epoch = n // batch_size
-        epochs = -(-horizon // per_epoch)
-        order = torch.cat([torch.randperm(n, generator=generator)[: per_epoch * batch_size] for _ in range(epochs)])
-        return order.view(-1, batch_size)[:horizon].to(device)
+    def __len__(self) -> int:
+        return self.horizon
 
-    return batches
+    def __getitem__(self, step: int) -> torch.Tensor:
+        if not 0 <= step < self.horizon:
+            raise IndexError(f"step {step} outside the horizon of {self.horizon} steps")
+        if self.batch_size == self.n:
+            if self._order is None:
+                self._order = torch.arange(self.n, device=self.device)
+            return self._order
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._order = torch.randperm(self.n, generator=generator).to(self.device)
+            self._epoch = epoch
+        return self._order[position * self.batch_size:(position + 1) * self.batch_size]
+
+
+def shuffled_batches(n: int, batch_size: int | None, device) -> Callable[[int, int], ShuffledBatches]:
+    """``(seed, T) -> batches`` for :class:`InnerTask`: the seed's data order over T steps."""
+    return lambda seed, horizon: ShuffledBatches(n, batch_size, seed, horizon, device)
 
 
 def classification_task(
