@@ -63,7 +63,7 @@ class History:
             "status": self.status,
         }
         for key, value in self.config.items():
-            identity[key] = value
+            identity.setdefault(key, value if isinstance(value, (int, float, str, bool, type(None))) else str(value))
         return self.frame.assign(**identity)
 
     def __repr__(self) -> str:

@@ -28,6 +28,7 @@ def run(
     callback: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     divergence_factor: float = 1e6,
+    max_seconds: float | None = None,
 ) -> History:
     """Run ``method`` on ``problem`` until ``iterations`` evaluations are spent.
 
@@ -42,6 +43,8 @@ def run(
       should_stop: polled after each step; returning True ends the run as ``"stopped"``.
       divergence_factor: a run whose objective exceeds this multiple of its starting
         magnitude (at least 1) has diverged.
+      max_seconds: also stop once this much wall time has passed (a time budget, as the
+        HPO papers compare methods by); the run still ends as ``"finished"``.
 
     Returns:
       The run's :class:`~hpolab.history.History`. A run whose objective becomes NaN,
@@ -70,6 +73,8 @@ def run(
             "best_objective": best if math.isfinite(value) else rows[-1]["best_objective"] if rows else value,
             "kind": kind,
             **dict(zip(problem.hyperparameter_names, state.y.tolist())),
+            **(problem.metrics(state.x, state.y) if problem.metrics is not None else {}),
+            **getattr(state, "extras", {}),
         }
         rows.append(row)
         if callback is not None:
@@ -91,8 +96,11 @@ def run(
             if should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped by request at step {row['step']}"
                 break
+            if max_seconds is not None and row["wall_time"] >= max_seconds:
+                break
 
-    frame = pd.DataFrame(rows, columns=[*COLUMNS, *problem.hyperparameter_names])
+    frame = pd.DataFrame(rows)
+    frame = frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
     return History(
         frame=frame,
         method=method.name,

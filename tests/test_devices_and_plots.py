@@ -68,3 +68,11 @@ def test_significant_rounding_keeps_three_digits():
     assert significant(0.00123456) == 0.00123
     frame = rounded(pd.DataFrame({"a": [1.23456], "b": ["x"]}))
     assert frame.loc[0, "a"] == 1.23 and frame.loc[0, "b"] == "x"
+
+
+def test_tidy_frame_keeps_identity_and_flattens_structured_settings():
+    run = history("JD", 3, [0, 1], [2.0, 1.0])
+    run.config.update({"range": (-10.0, 1.5), "grid": [1, 2], "method": "ignored: the run's own name wins"})
+    tidy = run.tidy()
+    assert (tidy["seed"] == 3).all() and (tidy["method"] == "jd").all()
+    assert tidy["range"].iloc[0] == "(-10.0, 1.5)" and tidy["grid"].iloc[0] == "[1, 2]"

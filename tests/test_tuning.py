@@ -28,7 +28,8 @@ def test_sign_descent_from_zero_learning_rates_lowers_validation_loss():
     history = run(method, tuning_problem(inner, hyper), iterations=65 * 6, seed=0)
     frame = history.frame
     assert history.status == "finished" and len(frame) == 7
-    assert list(frame.columns[-4:]) == ["lr[0]", "lr[1]", "lr[2]", "lr[3]"]
+    assert [c for c in frame.columns if c.startswith("lr[")] == ["lr[0]", "lr[1]", "lr[2]", "lr[3]"]
+    assert (frame["hypergradient_norm2"].iloc[1:] > 0).all()
     assert frame["objective"].iloc[-1] < 0.8 * frame["objective"].iloc[0]
     assert (frame["lr[0]"].iloc[1:] > 0).all()
     assert frame["hvp_evaluations"].iloc[-1] > 0
@@ -58,3 +59,24 @@ def test_tuning_that_diverges_stops_with_the_estimator_message():
 def test_hyperparameter_names_index_schedules_and_keep_scalars():
     hyper = schedule(10, windows={"lr": 5}, learn=("lr", "momentum"))
     assert hyperparameter_names(hyper) == ("lr[0]", "lr[1]", "momentum")
+
+
+def test_test_metrics_are_recorded_beside_the_objective_at_every_step():
+    inner = task()
+    hyper = schedule(32, lr=0.1)
+    generator = torch.Generator().manual_seed(5)
+    x_test = torch.randn(64, 5, generator=generator)
+    test = (x_test, (x_test[:, 0] + 0.5 * x_test[:, 1] > 0).long())
+    method = hypergradient_descent(inner, hyper, make_estimator("forward"), gradient_descent(0.05))
+    frame = run(method, tuning_problem(inner, hyper, test=test), iterations=33 * 3, seed=0).frame
+    assert frame["test_error"].between(0, 1).all() and frame["test_loss"].notna().all()
+    assert frame["test_error"].iloc[-1] < frame["test_error"].iloc[0]
+
+
+def test_time_budget_ends_the_run_as_finished():
+    inner = task()
+    hyper = schedule(32, lr=0.1)
+    method = hypergradient_descent(inner, hyper, make_estimator("forward"), gradient_descent(0.05))
+    history = run(method, tuning_problem(inner, hyper), iterations=10**9, seed=0, max_seconds=0.5)
+    assert history.status == "finished"
+    assert 0.5 <= history.frame["wall_time"].iloc[-1] < 5

@@ -98,13 +98,12 @@ class ShuffledBatches:
     def __len__(self) -> int:
         return self.horizon
 
-    def __getitem__(self, step: int) -> torch.Tensor:
+    def __getitem__(self, step: int) -> torch.Tensor | slice:
+        """The indices of step ``step``'s batch (a full batch is ``slice(None)``: no copy)."""
         if not 0 <= step < self.horizon:
             raise IndexError(f"step {step} outside the horizon of {self.horizon} steps")
         if self.batch_size == self.n:
-            if self._order is None:
-                self._order = torch.arange(self.n, device=self.device)
-            return self._order
+            return slice(None)
         epoch, position = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)

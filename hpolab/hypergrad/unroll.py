@@ -65,11 +65,19 @@ class Trained(NamedTuple):
 
 
 def train(task: InnerTask, hyper: Hyperparameters, seed: int, h: torch.Tensor | None = None,
-          meter=None) -> Trained:
+          meter=None, on_step: Callable[[int, torch.Tensor], bool] | None = None) -> Trained:
     """Train with hyperparameters ``hyper`` (or its learned part replaced by h), no hypergradient.
 
     With h of shape (n, K), runs n trainings at once with ``vmap`` from the same start and
     data order (the seed), returning weights of shape (n, D).
+
+    Args:
+      on_step: optional ``(t, theta) -> stop``, called after each step t (0-based) that did
+        not diverge, with the weights after it (shape (D,), or (n, D) for batched runs, where
+        stopping stops all n); returning True ends training there, with ``steps = t + 1``,
+        ``diverged=False`` and a message saying it was stopped. It must not modify theta.
+        Early stopping such as Hyperband's pruning (see ``hpolab.methods.blackbox``) lives
+        here; None (the default) adds no work to the loop.
     """
     theta = task.init(seed)
     dtype = theta.dtype
@@ -87,4 +95,6 @@ def train(task: InnerTask, hyper: Hyperparameters, seed: int, h: torch.Tensor | 
             meter.gradient_evaluations += theta.shape[0] if theta.dim() == 2 else 1
         if watch.diverged(loss, t):
             return Trained(theta, t + 1, True, watch.message)
+        if on_step is not None and on_step(t, theta):
+            return Trained(theta, t + 1, False, f"stopped by on_step after {t + 1} of {hyper.horizon} steps")
     return Trained(theta, hyper.horizon, False, "")

@@ -27,6 +27,7 @@ class TuningState(NamedTuple):
     last: Hypergradient | None
     kind: str
     message: str = ""
+    extras: dict = {}  # recorded in the history: the hypergradient's squared norm
 
 
 def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate,
@@ -51,6 +52,7 @@ def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Es
             return state._replace(x=torch.full_like(state.x, float("nan")), last=result, kind="diverged",
                                   message=result.message)
         stepped = outer.update(state.outer, result.grad)
-        return TuningState(theta, stepped.h, stepped, result, "hypergradient")
+        extras = {"hypergradient_norm2": float((result.grad**2).sum())}
+        return TuningState(theta, stepped.h, stepped, result, "hypergradient", extras=extras)
 
     return Method("hypergradient-descent", init, update, {"outer": outer.name}, label)

@@ -24,6 +24,8 @@ class Problem:
       y_bounds: ``(low, high)`` box for black-box tuners over y.
       optimum: the minimum value of f when known (0 for the spheres), else ``None``.
       hyperparameter_names: names of the y coordinates, for history columns.
+      metrics: optional ``(x, y) -> {name: float}`` recorded beside the objective at every
+        step (monitoring, not charged to the budget), e.g. a test error.
     """
 
     name: str
@@ -37,6 +39,7 @@ class Problem:
     y_bounds: tuple[float, float]
     optimum: float | None = None
     hyperparameter_names: tuple[str, ...] = field(default=())
+    metrics: Callable[[torch.Tensor, torch.Tensor], dict] | None = None
 
     def __post_init__(self):
         if not self.hyperparameter_names:

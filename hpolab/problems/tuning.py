@@ -23,8 +23,25 @@ def hyperparameter_names(hyper: Hyperparameters) -> tuple[str, ...]:
     return tuple(names)
 
 
-def tuning_problem(task: InnerTask, hyper: Hyperparameters) -> Problem:
-    """The problem of tuning ``hyper.learn`` for ``task``, starting from ``hyper``'s values."""
+def classification_metrics(task: InnerTask, test: tuple[torch.Tensor, torch.Tensor]):
+    """``(theta, h) -> {"test_loss", "test_error"}`` of the task's model on a test set."""
+    x_test, y_test = test
+
+    @torch.no_grad()
+    def metrics(theta: torch.Tensor, h: torch.Tensor) -> dict:
+        if not torch.isfinite(theta).all():
+            return {"test_loss": float("nan"), "test_error": float("nan")}
+        logits = task.predict(theta, x_test.to(theta.dtype))
+        return {"test_loss": float(torch.nn.functional.cross_entropy(logits, y_test)),
+                "test_error": float((logits.argmax(1) != y_test).double().mean())}
+
+    return metrics
+
+
+def tuning_problem(task: InnerTask, hyper: Hyperparameters,
+                   test: tuple[torch.Tensor, torch.Tensor] | None = None) -> Problem:
+    """The problem of tuning ``hyper.learn`` for ``task``, starting from ``hyper``'s values;
+    with ``test`` data, every history row also records the test loss and error."""
     h0 = hyper.pack()
 
     def objective(theta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -46,4 +63,5 @@ def tuning_problem(task: InnerTask, hyper: Hyperparameters) -> Problem:
         alpha=nan,
         y_bounds=(-float("inf"), float("inf")),
         hyperparameter_names=hyperparameter_names(hyper),
+        metrics=classification_metrics(task, test) if test is not None else None,
     )
