@@ -1,5 +1,6 @@
 """Hypergradient estimators against central finite differences (float64) and each other."""
 
+import importlib
 import math
 
 import pytest
@@ -136,6 +137,23 @@ def test_batched_zeroth_order_runs_equal_the_loop_exactly():
     unbatched = torch.tensor([float(task.val_loss(train(task, hyper, 0, p).theta)) for p in points],
                              dtype=torch.float64)  # the plain path: other kernels, same numbers to rounding
     assert torch.allclose(batched.losses, unbatched, rtol=1e-12, atol=0)
+
+
+def test_zeroth_order_with_a_box_trains_only_at_points_inside_it(monkeypatch):
+    zo = importlib.import_module("hpolab.hypergrad.zeroth_order")  # the package exports a function of that name
+    task, hyper = mlp_task(), optimizer_hyper(10)
+    seen = []
+
+    def recording(task, hyper, points, seed, batched=True, meter=None):
+        seen.append(points)
+        return validation_losses(task, hyper, points, seed, batched, meter)
+
+    monkeypatch.setattr(zo, "validation_losses", recording)
+    h = hyper.pack()
+    low, high = h - 0.01, h + 0.01
+    zeroth_order(q=6, mu=1.0, limits=(low, high))(task, hyper, 0)
+    assert ((seen[0] >= low) & (seen[0] <= high)).all() and (seen[0] != h).any()
+    assert torch.equal(zeroth_order(q=3, mu=1.0, limits=(h, h))(task, hyper, 0).grad, torch.zeros_like(h))
 
 
 def test_zeroth_order_estimate_converges_to_smoothed_gradient_as_q_grows():

@@ -10,6 +10,10 @@ the number of hyperparameters (``"sphere"``, the paper's normalization: unbiased
 gradient of f averaged over the ball of radius mu). The q + 1 trainings share the seed's
 initialization and data order (common random numbers) and run together: each inner step
 is one ``vmap`` over the stacked weights and hyperparameters, not a Python loop of runs.
+
+Given a box, each run trains at the box projection of its point: the estimate is then for
+f(P(h)), which equals f inside the box and never asks for a training the box forbids (a
+negative learning rate, say, when h sits near 0).
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Ten
 
 
 def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, directions: str = "gaussian",
-                               batched: bool = True) -> Hypergradient:
+                               batched: bool = True, limits: tuple[torch.Tensor, torch.Tensor] | None = None
+                               ) -> Hypergradient:
     theta = task.init(seed)
     with Meter(theta.device) as meter:
         h = hyper.pack()
@@ -72,6 +77,8 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
             u = u / u.norm(dim=1, keepdim=True)
             scale = float(h.numel())
         points = torch.cat([h[None], h + mu * u])
+        if limits is not None:
+            points = torch.clamp(points, limits[0].to(points), limits[1].to(points))
         evaluated = validation_losses(task, hyper, points, seed, batched, meter)
         if evaluated.diverged:
             return diverged_result(evaluated.message, meter, evaluated.thetas[0])
@@ -80,7 +87,8 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
     return Hypergradient(float(losses[0]), grad, meter.cost(), theta=evaluated.thetas[0])
 
 
-def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", batched: bool = True) -> Estimator:
+def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", batched: bool = True,
+                 limits: tuple[torch.Tensor, torch.Tensor] | None = None) -> Estimator:
     """HOZOG's zeroth-order hypergradient from q + 1 trainings.
 
     Args:
@@ -89,12 +97,14 @@ def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", bat
       directions: ``"gaussian"`` or ``"sphere"`` (see the module docstring).
       batched: train the q + 1 runs together with ``vmap`` (else one after another; the
         results are identical, only the time differs).
+      limits: ``(low, high)`` per hyperparameter (see :func:`~hpolab.hypergrad.box`): every run
+        trains at its point projected onto this box.
     """
     check_count("q", q, minimum=1)
     check_positive("mu", mu)
     check_choice("directions", directions, DIRECTIONS)
 
     def estimate(task, hyper, seed):
-        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched)
+        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched, limits)
 
     return estimate

@@ -118,11 +118,13 @@ def logistic_regression_setting(split: Split, horizon: int, momentum: float = 0.
 
 
 def tuning_method(name: str, task, hyper, limits, q: int = 1, mu: float = 0.01, gamma: float = DEFAULT_GAMMA,
-                  directions: str = "gaussian"):
-    """The studies' methods by name; gradient-based ones take plain projected steps of size gamma."""
+                  directions: str = "gaussian", batched: bool = True):
+    """The studies' methods by name; gradient-based ones take plain projected steps of size gamma.
+    HOZOG trains its q + 1 runs inside ``limits`` too, together with ``vmap`` if ``batched``."""
     check_choice("method", name, LOGREG_METHODS)
     if name in GRADIENT_METHODS:
-        settings = {"q": q, "mu": mu, "directions": directions} if name == "hozog" else {}
+        settings = ({"q": q, "mu": mu, "directions": directions, "batched": batched, "limits": limits}
+                    if name == "hozog" else {})
         estimator = make_estimator(GRADIENT_METHODS[name], **settings)
         return hypergradient_descent(task, hyper, estimator, gradient_descent(gamma, limits), seed=0,
                                      label=LABELS[name])
@@ -274,6 +276,10 @@ CLEANING_SIZES = {
 }
 CLEANING_METHODS = ("hozog", "random-search", "bohb", "reverse")
 CLEANING_LR = 0.05  # the paper's inner gradient-descent step
+# Step on lambda for HOZOG and REV. A group holds ~2 of the 1000 training examples, so one lambda_g
+# moves the validation loss little and the steps must be large: 1000 was the best of {20, 100, 300,
+# 1000} for both methods at cpu scale (40 s runs).
+CLEANING_GAMMA = 1000.0
 CLEANING_BOX = (-6.0, 6.0)  # range of each group's logit lambda_g for the black-box methods
 
 
@@ -339,7 +345,7 @@ def cleaning_quality(history: History, data: Cleaning) -> dict:
 
 
 def run_cleaning_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_METHODS, q: int = 5, mu: float = 0.1,
-                       gamma: float = 20.0, seconds: float | None = None, device: str = "cpu",
+                       gamma: float = CLEANING_GAMMA, seconds: float | None = None, device: str = "cpu",
                        progress: bool = True) -> StudyResult:
     """Study 05: HOZOG (q directions on the unit sphere, the paper's Eq. 3) against random
     search, the BOHB-like method and reverse mode, for the same wall time per size."""
@@ -408,7 +414,7 @@ def cleaning_panel(scale: str = "cpu", device: str = "cpu"):
         "method": w.Dropdown(options=[(LABELS[m], m) for m in CLEANING_METHODS], value="hozog", description="method"),
         "q": w.BoundedIntText(value=5, min=1, max=64, description="q"),
         "mu": mu_slider(0.1),
-        "gamma": w.FloatLogSlider(value=20.0, base=10, min=-2, max=3, step=0.25, description="gamma"),
+        "gamma": w.FloatLogSlider(value=CLEANING_GAMMA, base=10, min=0, max=4, step=0.25, description="gamma"),
         "seconds": w.BoundedFloatText(value=30.0, min=1.0, max=3600.0, description="seconds"),
         "device": device_dropdown(device),
     }
@@ -429,7 +435,7 @@ def cleaning_panel(scale: str = "cpu", device: str = "cpu"):
 
 
 # Study 04: one learning rate per epoch. (train images, validation images, epochs, batch, seconds per method)
-SCHEDULE_SIZES = {"smoke": (256, 128, 2, 64, None), "cpu": (4085, 1000, 8, 256, 120.0),
+SCHEDULE_SIZES = {"smoke": (256, 128, 2, 64, None), "cpu": (4085, 1000, 8, 256, 150.0),
                   "paper": (45_000, 5_000, 100, 256, 7200.0)}
 SCHEDULE_METHODS = ("hozog", "random-search", "bayesian", "bohb")
 SCHEDULE_BOX = (0.0, 0.5)  # each epoch's learning rate
@@ -451,13 +457,22 @@ def schedule_setting(scale: str, device="cpu", lr: float = 0.05):
     return task, hyper, test
 
 
+def batch_hozog_runs(batched: str, device: torch.device) -> bool:
+    """Whether HOZOG's q + 1 CNN trainings run as one ``vmap``: ``auto`` batches on accelerators
+    only. On a CPU, ``vmap`` over convolutions is slower than a loop (study 04 at cpu scale, q = 3:
+    64 s batched against 34 s one by one)."""
+    check_choice("batched", batched, ("auto", "yes", "no"))
+    return device.type != "cpu" if batched == "auto" else batched == "yes"
+
+
 def run_schedule_study(scale: str = "cpu", methods: Sequence[str] = SCHEDULE_METHODS, q: int = 3,
-                       mu: float = 0.02, gamma: float = 0.05, seconds: float | None = None, device: str = "cpu",
-                       progress: bool = True) -> StudyResult:
+                       mu: float = 0.02, gamma: float = 0.01, seconds: float | None = None, device: str = "cpu",
+                       batched: str = "auto", progress: bool = True) -> StudyResult:
     """Study 04: HOZOG against random search, GP-BO and the BOHB-like method on an epoch-wise
     learning-rate schedule, for the same wall time."""
     check_scale(scale)
     torch_device = resolve_device(device)
+    batch_runs = batch_hozog_runs(batched, torch_device)
     task, hyper, test = schedule_setting(scale, torch_device)
     default_seconds = SCHEDULE_SIZES[scale][-1]
     budget_seconds = default_seconds if seconds is None else check_positive("seconds", seconds)
@@ -468,7 +483,7 @@ def run_schedule_study(scale: str = "cpu", methods: Sequence[str] = SCHEDULE_MET
         for name in methods:
             check_choice("method", name, SCHEDULE_METHODS)
             bar.set_postfix_str(LABELS[name], refresh=False)
-            method = tuning_method(name, task, hyper, limits, q, mu, gamma)
+            method = tuning_method(name, task, hyper, limits, q, mu, gamma, batched=batch_runs)
             budget = 10**12 if budget_seconds else (hyper.horizon + 1) * (q + 1) * 3
             history = run(method, problem, budget, seed=0, max_seconds=budget_seconds)
             history.config.update({"method": name})
@@ -482,7 +497,8 @@ def run_schedule_study(scale: str = "cpu", methods: Sequence[str] = SCHEDULE_MET
         "training steps": int(h.frame["gradient_evaluations"].iloc[-1]),
     } for h in histories])
     parameters = {"scale": scale, "methods": list(methods), "q": q, "mu": mu, "gamma": gamma,
-                  "seconds": budget_seconds, "epochs": hyper.values["lr"].numel(), "device": str(torch_device)}
+                  "seconds": budget_seconds, "epochs": hyper.values["lr"].numel(), "device": str(torch_device),
+                  "batched": batch_runs}
     return StudyResult(histories, summary, parameters)
 
 
@@ -517,7 +533,7 @@ def schedule_panel(scale: str = "cpu", device: str = "cpu"):
         "method": w.Dropdown(options=[(LABELS[m], m) for m in SCHEDULE_METHODS], value="hozog", description="method"),
         "q": w.BoundedIntText(value=3, min=1, max=64, description="q"),
         "mu": mu_slider(0.02),
-        "gamma": w.FloatLogSlider(value=0.05, base=10, min=-4, max=1, step=0.25, description="gamma"),
+        "gamma": w.FloatLogSlider(value=0.01, base=10, min=-4, max=1, step=0.25, description="gamma"),
         "seconds": w.BoundedFloatText(value=60.0, min=1.0, max=36_000.0, description="seconds"),
         "device": device_dropdown(device),
     }
@@ -525,7 +541,8 @@ def schedule_panel(scale: str = "cpu", device: str = "cpu"):
 
     def run_one(method, q, mu, gamma, seconds, device, callback=None, should_stop=None):
         task, hyper, test = schedule_setting(scale, resolve_device(device))
-        built = tuning_method(method, task, hyper, box(hyper, {"lr": SCHEDULE_BOX}), q, mu, gamma)
+        built = tuning_method(method, task, hyper, box(hyper, {"lr": SCHEDULE_BOX}), q, mu, gamma,
+                              batched=batch_hozog_runs("auto", resolve_device(device)))
         return run(built, tuning_problem(task, hyper, test=test), 10**12, seed=0, max_seconds=seconds,
                    callback=callback, should_stop=should_stop)
 
