@@ -156,6 +156,18 @@ def test_zeroth_order_with_a_box_trains_only_at_points_inside_it(monkeypatch):
     assert torch.equal(zeroth_order(q=3, mu=1.0, limits=(h, h))(task, hyper, 0).grad, torch.zeros_like(h))
 
 
+def test_zeroth_order_spread_over_replicas_equals_one_batch():
+    """Three replicas (on one CPU here; one per GPU in use) share the q + 1 = 5 runs unevenly."""
+    task, hyper = mlp_task(), optimizer_hyper(10)
+    alone = zeroth_order(q=4, mu=0.01)(task, hyper, 0)
+    spread = zeroth_order(q=4, mu=0.01, replicas=[task, mlp_task(), mlp_task()])(task, hyper, 0)
+    # threads may sum in another order: losses agree to rounding, grads to rounding / mu
+    assert math.isclose(spread.loss, alone.loss, rel_tol=1e-13)
+    assert torch.allclose(spread.grad, alone.grad, rtol=1e-9, atol=1e-12)
+    assert spread.cost.gradient_evaluations == alone.cost.gradient_evaluations
+    assert spread.cost.function_evaluations == alone.cost.function_evaluations
+
+
 def test_zeroth_order_estimate_converges_to_smoothed_gradient_as_q_grows():
     """mu = 1e-4 makes the Gaussian-smoothed gradient equal the exact one to O(mu^2); the
     estimate's error falls like 1/sqrt(q): below 10 % at q = 4000 (fixed seed)."""

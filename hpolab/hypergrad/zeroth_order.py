@@ -18,7 +18,9 @@ negative learning rate, say, when h sits near 0).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+from typing import NamedTuple, Sequence
 
 import torch
 from torch.func import vmap
@@ -39,6 +41,24 @@ class Evaluated(NamedTuple):
     thetas: torch.Tensor  # final weights, one row per run
     diverged: bool
     message: str
+
+
+def spread_validation_losses(replicas: Sequence[InnerTask], hyper: Hyperparameters, points: torch.Tensor,
+                             seed: int, batched: bool = True, meter: Meter | None = None) -> Evaluated:
+    """:func:`validation_losses` with the rows of ``points`` split into one contiguous share per
+    replica (the same task built on each device), the shares trained at once, one thread each.
+    Losses come back in the order of ``points``, weights on the first replica's device."""
+    shares = [share for share in torch.tensor_split(points, len(replicas)) if len(share)]
+    counters = [SimpleNamespace(gradient_evaluations=0, function_evaluations=0) for _ in shares]
+    with ThreadPoolExecutor(len(shares)) as pool:
+        parts = list(pool.map(lambda job: validation_losses(job[0], hyper, job[1], seed, batched, job[2]),
+                              zip(replicas, shares, counters)))
+    if meter is not None:
+        meter.gradient_evaluations += sum(c.gradient_evaluations for c in counters)
+        meter.function_evaluations += sum(c.function_evaluations for c in counters)
+    thetas = torch.cat([part.thetas.to(parts[0].thetas.device) for part in parts])
+    failed = [part.message for part in parts if part.diverged]
+    return Evaluated(torch.cat([part.losses for part in parts]), thetas, bool(failed), failed[0] if failed else "")
 
 
 def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Tensor, seed: int,
@@ -65,8 +85,8 @@ def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Ten
 
 
 def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, directions: str = "gaussian",
-                               batched: bool = True, limits: tuple[torch.Tensor, torch.Tensor] | None = None
-                               ) -> Hypergradient:
+                               batched: bool = True, limits: tuple[torch.Tensor, torch.Tensor] | None = None,
+                               replicas: Sequence[InnerTask] | None = None) -> Hypergradient:
     theta = task.init(seed)
     with Meter(theta.device) as meter:
         h = hyper.pack()
@@ -79,7 +99,10 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
         points = torch.cat([h[None], h + mu * u])
         if limits is not None:
             points = torch.clamp(points, limits[0].to(points), limits[1].to(points))
-        evaluated = validation_losses(task, hyper, points, seed, batched, meter)
+        if replicas and len(replicas) > 1:
+            evaluated = spread_validation_losses(replicas, hyper, points, seed, batched, meter)
+        else:
+            evaluated = validation_losses(task, hyper, points, seed, batched, meter)
         if evaluated.diverged:
             return diverged_result(evaluated.message, meter, evaluated.thetas[0])
         losses = evaluated.losses
@@ -88,7 +111,8 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
 
 
 def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", batched: bool = True,
-                 limits: tuple[torch.Tensor, torch.Tensor] | None = None) -> Estimator:
+                 limits: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 replicas: Sequence[InnerTask] | None = None) -> Estimator:
     """HOZOG's zeroth-order hypergradient from q + 1 trainings.
 
     Args:
@@ -99,12 +123,14 @@ def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", bat
         results are identical, only the time differs).
       limits: ``(low, high)`` per hyperparameter (see :func:`~hpolab.hypergrad.box`): every run
         trains at its point projected onto this box.
+      replicas: the task built once per device (e.g. every GPU): the q + 1 runs are split
+        among them and trained at the same time (see :func:`spread_validation_losses`).
     """
     check_count("q", q, minimum=1)
     check_positive("mu", mu)
     check_choice("directions", directions, DIRECTIONS)
 
     def estimate(task, hyper, seed):
-        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched, limits)
+        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched, limits, replicas)
 
     return estimate

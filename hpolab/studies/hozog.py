@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,14 +117,23 @@ def logistic_regression_setting(split: Split, horizon: int, momentum: float = 0.
     return task, hyper, (-10.0, min(10.0, stable_lambda_limit(step, momentum)))
 
 
+def device_replicas(build: Callable[[torch.device], object], device: torch.device) -> list | None:
+    """``build(d)`` for every GPU when ``device`` is a GPU and several exist: HOZOG then spreads
+    its q + 1 trainings over them. None otherwise (one device does it all)."""
+    if device.type != "cuda" or torch.cuda.device_count() < 2:
+        return None
+    return [build(torch.device("cuda", index)) for index in range(torch.cuda.device_count())]
+
+
 def tuning_method(name: str, task, hyper, limits, q: int = 1, mu: float = 0.01, gamma: float = DEFAULT_GAMMA,
-                  directions: str = "gaussian", batched: bool = True):
+                  directions: str = "gaussian", batched: bool = True, replicas: list | None = None):
     """The studies' methods by name; gradient-based ones take plain projected steps of size gamma.
-    HOZOG trains its q + 1 runs inside ``limits`` too, together with ``vmap`` if ``batched``."""
+    HOZOG trains its q + 1 runs inside ``limits`` too, together with ``vmap`` if ``batched``,
+    spread over ``replicas`` (the task on each device) if given."""
     check_choice("method", name, LOGREG_METHODS)
     if name in GRADIENT_METHODS:
-        settings = ({"q": q, "mu": mu, "directions": directions, "batched": batched, "limits": limits}
-                    if name == "hozog" else {})
+        settings = ({"q": q, "mu": mu, "directions": directions, "batched": batched, "limits": limits,
+                     "replicas": replicas} if name == "hozog" else {})
         estimator = make_estimator(GRADIENT_METHODS[name], **settings)
         return hypergradient_descent(task, hyper, estimator, gradient_descent(gamma, limits), seed=0,
                                      label=LABELS[name])
@@ -151,9 +160,11 @@ def run_logreg_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a"
             task, hyper, limits_range = logistic_regression_setting(split, horizon)
             limits = box(hyper, {"log_l2": limits_range})
             problem = tuning_problem(task, hyper, test=split.test)
+            replicas = device_replicas(lambda d: logistic_regression_setting(
+                logistic_regression_data(dataset, limit, max_features, device=d), horizon)[0], torch_device)
             for name in methods:
                 bar.set_postfix_str(f"{dataset}, {LABELS.get(name, name)}", refresh=False)
-                method = tuning_method(name, task, hyper, limits, q, mu, gamma)
+                method = tuning_method(name, task, hyper, limits, q, mu, gamma, replicas=replicas)
                 budget = SMOKE_ITERATIONS if seconds is None else 10**12
                 history = run(method, problem, budget, seed=0, max_seconds=seconds)
                 history.config.update({"dataset": dataset, "method": name, "range": limits_range})
@@ -360,9 +371,12 @@ def run_cleaning_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_MET
             task, hyper = cleaning_setting(data, horizon)
             limits = box(hyper, {"example_weights": CLEANING_BOX})
             problem = tuning_problem(task, hyper, test=data.split.test)
+            replicas = device_replicas(lambda d: cleaning_setting(
+                cleaning_data(n_train, n_val, n_test, n_groups, device=d), horizon)[0], torch_device)
             for name in methods:
                 bar.set_postfix_str(f"{n_groups} groups, {LABELS.get(name, name)}", refresh=False)
-                method = tuning_method(name, task, hyper, limits, q, mu, gamma, directions="sphere")
+                method = tuning_method(name, task, hyper, limits, q, mu, gamma, directions="sphere",
+                                       replicas=replicas)
                 budget = 10**12 if budget_seconds else (horizon + 1) * (q + 1) * 4
                 history = run(method, problem, budget, seed=0, max_seconds=budget_seconds)
                 history.problem = f"{n_groups} groups"
@@ -478,12 +492,13 @@ def run_schedule_study(scale: str = "cpu", methods: Sequence[str] = SCHEDULE_MET
     budget_seconds = default_seconds if seconds is None else check_positive("seconds", seconds)
     limits = box(hyper, {"lr": SCHEDULE_BOX})
     problem = tuning_problem(task, hyper, test=test)
+    replicas = device_replicas(lambda d: schedule_setting(scale, d)[0], torch_device)
     histories = []
     with progress_bar(total=len(methods), desc="runs", disable=not progress) as bar:
         for name in methods:
             check_choice("method", name, SCHEDULE_METHODS)
             bar.set_postfix_str(LABELS[name], refresh=False)
-            method = tuning_method(name, task, hyper, limits, q, mu, gamma, batched=batch_runs)
+            method = tuning_method(name, task, hyper, limits, q, mu, gamma, batched=batch_runs, replicas=replicas)
             budget = 10**12 if budget_seconds else (hyper.horizon + 1) * (q + 1) * 3
             history = run(method, problem, budget, seed=0, max_seconds=budget_seconds)
             history.config.update({"method": name})
