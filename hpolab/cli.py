@@ -1,9 +1,12 @@
-"""The ``hpolab`` command: list the study notebooks and run them in batch.
+"""The ``hpolab`` command: list the study notebooks, run them in batch, sweep and report.
 
     hpolab list
     hpolab run 01_jd_sphere --scale cpu [-p iterations 500 ...]
+    hpolab sweep 01_jd_sphere --grid p=0.1,0.5,0.9 --scale smoke [--workers 2 | --address tcp://host:8786]
+    hpolab report [01_jd_sphere | runs/sweeps/01_jd_sphere]
 
-Bad input ends with one line on stderr and exit status 2.
+Bad input ends with one line on stderr and exit status 2; a sweep with a failed run ends
+with status 1 once every run is done.
 """
 
 from __future__ import annotations
@@ -25,7 +28,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", choices=["smoke", "cpu", "paper"], help="the study's scale")
     run.add_argument("--output", help="folder to write into (default runs/NAME/SCALE-TIME)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+
+    sweep = commands.add_parser(
+        "sweep", help="run a notebook for every combination of a grid, each run cached in runs/sweeps/NAME/",
+        description="Run a notebook for every combination of the --grid values. Each run is cached by its "
+                    "parameters: a finished run is never recomputed, so the same command resumes an interrupted "
+                    "sweep. A grid key may name one element of a list parameter KEY_values or KEYs "
+                    "(p=0.1,0.5 runs p_values=[0.1] and p_values=[0.5]).")
+    sweep.add_argument("name", help="notebook name or number (01_jd_sphere or 01)")
+    sweep.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                       help="a parameter and its values (Python literals, commas inside brackets kept); repeat "
+                            "for more parameters")
+    sweep.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                       help="a parameter every run shares (a Python literal)")
+    sweep.add_argument("--scale", choices=["smoke", "cpu", "paper"], help="the study's scale")
+    sweep.add_argument("--workers", type=positive, default=1, help="local worker processes (default 1)")
+    sweep.add_argument("--address", help="run on the Dask cluster whose scheduler is there (tcp://host:8786)")
+    sweep.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the cluster (default 10)")
+    sweep.add_argument("--retry-failed", action="store_true", help="run the failed runs again")
+    sweep.add_argument("--no-report", action="store_true", help="skip each run's HTML report")
+
+    report = commands.add_parser("report", help="one table and one figure across the runs of a sweep")
+    report.add_argument("target", nargs="?",
+                        help="notebook name (its last sweep) or sweep folder; default: the last sweep")
+    report.add_argument("--metric", help="the summary column plotted (default: the first 'best...' column)")
+    report.add_argument("--output", help="the HTML file (default SWEEP_FOLDER/report.html)")
     return parser
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def list_notebooks() -> None:
@@ -52,6 +87,52 @@ def run_notebook(args, parser) -> None:
         print(f"  {kind:<10} {file}")
 
 
+def sweep_notebook(args, parser) -> int:
+    """``hpolab sweep``: 0 when every run finished, 1 when one failed, 130 when interrupted."""
+    from hpolab import sweep
+
+    client = None
+    try:
+        plan = sweep.plan(args.name, args.grid, args.parameter, scale=args.scale)
+        if args.address:
+            client = sweep.connect(args.address, timeout=args.timeout)
+    except ValueError as error:
+        parser.exit(2, f"hpolab: error: {error}\n")
+    if client is not None:
+        where = f"the Dask cluster at {args.address}"
+        executor = lambda tasks: sweep.run_dask(tasks, client)  # noqa: E731
+    else:
+        where = f"{args.workers} local worker process{'es' if args.workers > 1 else ''}"
+        executor = lambda tasks: sweep.run_local(tasks, args.workers)  # noqa: E731
+    try:
+        counts = sweep.run_sweep(plan, executor, retry_failed=args.retry_failed, report=not args.no_report,
+                                 where=where)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume (finished runs are kept)", file=sys.stderr)
+        return 130
+    finally:
+        if client is not None:
+            client.close()
+    print(f"{counts['runs']} runs: {counts['cached']} cached, {counts['finished']} finished now, "
+          f"{counts['failed']} failed now; table and figure: hpolab report {plan.notebook}")
+    failed = [run for run in plan.runs if (sweep.read_status(run.folder) or {}).get("status") == sweep.FAILED]
+    if failed:
+        print(f"{len(failed)} failed (see hpolab report; --retry-failed runs them again)")
+    return 1 if failed else 0
+
+
+def report_sweep(args, parser) -> int:
+    from hpolab import sweep
+
+    try:
+        written = sweep.write_report(sweep.find_sweep(args.target), metric=args.metric, html=args.output)
+    except ValueError as error:
+        parser.exit(2, f"hpolab: error: {error}\n")
+    print(written["text"])
+    print(f"\nwritten:\n  full table  {written['csv']}\n  report      {written['html']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         list_notebooks()
     elif args.command == "run":
         run_notebook(args, parser)
+    elif args.command == "sweep":
+        return sweep_notebook(args, parser)
+    elif args.command == "report":
+        return report_sweep(args, parser)
     return 0
 
 

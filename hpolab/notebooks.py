@@ -33,8 +33,11 @@ def available() -> dict[str, Path]:
     return {path.stem: path for path in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))}
 
 
-def find(name: str) -> Path:
-    """The notebook called ``name``, or whose number is ``name`` (``01``)."""
+def find(name: str | Path) -> Path:
+    """The notebook called ``name``, or whose number is ``name`` (``01``), or the notebook
+    file at the path ``name`` (what a sweep hands to a worker whose notebooks folder may differ)."""
+    if str(name).endswith(".ipynb") and Path(name).is_file():
+        return Path(name)
     notebooks = available()
     matches = [path for stem, path in notebooks.items() if stem == name or stem.split("_")[0] == name]
     if len(matches) != 1:

@@ -116,3 +116,35 @@ def export_html(notebook: str | Path, html: str | Path | None = None) -> Path:
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(body, encoding="utf-8")
     return html
+
+
+def export_page(html: str | Path, title: str, notes: list[str] = (), figures: list = (),
+                tables: list[tuple] = ()) -> Path:
+    """Write one self-contained HTML page: a title, lines of text, plotly figures and
+    pandas tables, each a ``(caption, frame)`` pair (what ``hpolab report`` writes for a sweep).
+
+    plotly.js is inlined once, with the first figure, and no CDN script is referenced, so
+    the page opens offline with interactive figures.
+
+    Returns
+    -------
+    Path
+        The path of the written page.
+    """
+    import html as escape
+
+    html = Path(html)
+    parts = [f"<h1>{escape.escape(title)}</h1>"]
+    parts += [f"<p>{escape.escape(str(note))}</p>" for note in notes]
+    for index, figure in enumerate(figures):
+        parts.append(pio.to_html(figure, include_plotlyjs=index == 0, full_html=False, default_height=560))
+    for caption, table in tables:
+        parts.append(f"<h2>{escape.escape(caption)}</h2>")
+        parts.append(table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0))
+    style = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%}"
+             " th,td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right} th{background:#f4f4f4}")
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{escape.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(page, encoding="utf-8")
+    return html
