@@ -66,6 +66,13 @@ class RunPanel:
         self.clear_button = w.Button(description="Clear", icon="trash")
         self.progress = w.FloatProgress(value=0, min=0, max=1, description="progress")
         self.status = w.Label("")
+        # stable CSS classes, for browser tests and user styling: hpolab-panel, hpolab-control-<name>,
+        # hpolab-run / -stop / -clear, hpolab-progress, hpolab-status
+        for name, control in controls.items():
+            control.add_class(f"hpolab-control-{name}")
+        for name, widget in [("run", self.run_button), ("stop", self.stop_button), ("clear", self.clear_button),
+                             ("progress", self.progress), ("status", self.status)]:
+            widget.add_class(f"hpolab-{name}")
         self.figure = go.FigureWidget(layout={"template": "plotly_white", "height": 420,
                                               "xaxis_title": x, "yaxis_title": y,
                                               "yaxis_type": "log" if log_y else "linear"})
@@ -77,6 +84,7 @@ class RunPanel:
         buttons = w.HBox([self.run_button, self.stop_button, self.clear_button, self.progress])
         self.widget = w.VBox([w.HBox(list(controls.values()), layout={"flex_flow": "row wrap"}),
                               buttons, self.status, self.figure])
+        self.widget.add_class("hpolab-panel")
 
     def _show_used(self) -> None:
         method = self.controls[self.selector].value
@@ -147,3 +155,68 @@ class RunPanel:
         from IPython.display import display
 
         display(self.widget)
+
+
+SCALES = ("smoke", "cpu", "paper")
+
+
+def standard_control(name: str, value) -> w.Widget | None:
+    """The shared control for one of the common study settings, its range enforced by the widget.
+
+    p in (0, 1) (slider), mu > 0 (log slider), q and the window W >= 1, seed >= 0, iterations
+    >= 1, scale one of smoke / cpu / paper, device one of the devices present (GPUs by name).
+    None for a name with no standard control.
+    """
+    if name == "p":
+        return p_slider(float(value))
+    if name == "mu":
+        return mu_slider(float(value))
+    if name == "device":
+        return device_dropdown(str(value))
+    if name == "scale":
+        return w.Dropdown(options=list(SCALES), value=value if value in SCALES else "cpu", description="scale")
+    if name in ("q", "W", "window"):
+        return w.BoundedIntText(value=max(int(value), 1), min=1, max=10_000, description=name)
+    if name == "seed":
+        return w.BoundedIntText(value=max(int(value), 0), min=0, max=2**31 - 1, description="seed")
+    if name == "iterations":
+        return w.BoundedIntText(value=max(int(value), 1), min=1, max=1_000_000, step=100, description="iterations")
+    return None
+
+
+def panel_for(run_one: Callable[..., History], methods: dict[str, str] | list[str], uses: dict[str, set[str]],
+              values: dict | None = None, extra: dict[str, w.Widget] | None = None, **panel_options) -> RunPanel:
+    """A RunPanel built from a notebook's own parameters.
+
+    Args:
+      run_one: the study's one-run function; a control is made for each standard setting
+        (method, p, mu, q, W / window, iterations, scale, seed, device) that it takes as a keyword.
+      methods: the method choices, label -> value (or a list of values).
+      uses: for each method, the names of the settings it uses (others are hidden for it).
+      values: the notebook's parameter values (``globals()`` in a notebook, or
+        ``{name: parameter.default}``); ``p_values`` / ``seeds`` lists give the first entry.
+        A setting missing from it takes ``run_one``'s default.
+      extra: further controls by keyword (added after the standard ones).
+      panel_options: passed to RunPanel (x, y, log_y, total).
+    """
+    import inspect
+
+    values = dict(values or {})
+    for name, plural in (("p", "p_values"), ("seed", "seeds"), ("method", "methods")):
+        if name not in values and isinstance(values.get(plural), (list, tuple)) and values[plural]:
+            values[name] = values[plural][0]
+    defaults = {name: parameter.default for name, parameter in inspect.signature(run_one).parameters.items()
+                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
+    options = list(methods.items()) if isinstance(methods, dict) else list(methods)
+    choices = [v for _, v in options] if isinstance(methods, dict) else options
+    method = values.get("method", defaults.get("method"))
+    controls: dict[str, w.Widget] = {
+        "method": w.Dropdown(options=options, value=method if method in choices else choices[0], description="method")}
+    for name in ("p", "mu", "q", "W", "window", "iterations", "scale", "seed", "device"):
+        if name in defaults:
+            value = values.get(name, defaults[name])
+            control = standard_control(name, value) if value is not inspect.Parameter.empty else None
+            if control is not None:
+                controls[name] = control
+    controls.update(extra or {})
+    return RunPanel(run_one, controls, uses, **panel_options)

@@ -97,3 +97,20 @@ def test_panel_stop_ends_run_and_keeps_its_history():
     panel.wait(60)
     assert panel.histories[0].status == "stopped"
     assert "stopped" in panel.status.value
+
+
+def test_panel_for_builds_range_limited_controls_from_the_notebook_parameters():
+    from hpolab.widgets import panel_for
+
+    def run_one(method, p=0.5, q=2, seed=0, device="cpu", callback=None, should_stop=None):
+        raise AssertionError("not run here")
+
+    panel = panel_for(run_one, {"JD": "jd", "GP-BO": "alt-bo"}, {"jd": {"p"}, "alt-bo": {"q"}},
+                      values={"p_values": [0.3, 0.7], "seeds": [4]})
+    assert list(panel.controls) == ["method", "p", "q", "seed", "device"]
+    assert panel.controls["p"].value == 0.3 and panel.controls["seed"].value == 4
+    panel.controls["p"].value = 1.5
+    assert panel.controls["p"].value < 1  # the slider keeps p inside (0, 1)
+    assert "q" not in panel.settings()
+    panel.controls["method"].value = "alt-bo"
+    assert set(panel.settings()) == {"method", "q", "seed", "device"}
