@@ -126,7 +126,8 @@ class RunPanel:
         try:
             history = self.run_one(**settings, callback=callback, should_stop=self._stop.is_set)
             self.histories.append(history)
-            self.status.value = f"{history.label}: {history.status}, final {self.y} {history.final_objective:.4g}" + (
+            final = history.frame[self.y].iloc[-1] if self.y in history.frame else history.final_objective
+            self.status.value = f"{history.label}: {history.status}, final {self.y} {final:.4g}" + (
                 f" ({history.message})" if history.message else "")
         except Exception as error:  # the panel reports; the kernel stays usable
             self.status.value = f"error: {type(error).__name__}: {error}"
