@@ -1,0 +1,403 @@
+"""Self-Tuning Networks (MacKay et al., ICLR 2019): tune hyperparameters through a learned best response.
+
+The best response w*(lambda) = argmin_w L_train(w, lambda) is approximated by a function
+affine in the unconstrained hyperparameters lambda (log weight decay, logit dropout),
+
+    w_phi(lambda) = w0 + W1 (lambda - c),
+
+fitted during training and differentiated for the hypergradient. One cycle is
+
+* a training phase of ``train_steps`` steps on phi: draw lambda~ = lambda + delta with
+  delta ~ N(0, sigma^2), one draw per example, and step phi on
+  L_train(w_phi(lambda~), lambda~) (the regularizer and the dropout rate are lambda~'s);
+* a tuning phase of ``tune_steps`` steps on lambda: step on L_val(w_phi(lambda)). The
+  validation loss has no regularizer and no dropout, so it depends on lambda only through
+  the response: the hypergradient is dL_val/dw . W1 (no relaxation of dropout is needed).
+
+The centre c is the current lambda: after each tuning step the response is re-centred
+(``w0 += W1 (lambda_new - lambda_old)``), which leaves the function w_phi unchanged and keeps
+w0 the response at the current lambda and W1 its Jacobian estimate d w / d lambda. The paper
+also learns sigma (an entropy bonus in the tuning phase); here sigma is fixed.
+
+What the method needs of a model is a :class:`ResponseModel`: its training loss at perturbed
+hyperparameters, its validation loss, and how to re-centre. :func:`linear_response` is the
+plain ``w0 + W1 delta`` (ridge regression in ``hpolab.studies.stn``); the MLP there uses the
+paper's structured layer, ``W(lambda) = W_e + diag(V delta) W_h``, which is also affine in
+delta and lets every example of a batch carry its own perturbation at the cost of a second
+matrix product.
+
+Example (ridge regression, log lambda tuned from -4; ``hpolab.studies.stn`` has the full study)::
+
+    import torch
+    from hpolab.methods.stn import linear_init, linear_response, self_tuning
+
+    x, y = torch.randn(60, 40, dtype=torch.float64), torch.randn(60, dtype=torch.float64)
+    val = torch.randn(200, 40, dtype=torch.float64), torch.randn(200, dtype=torch.float64)
+    model = linear_response(
+        lambda w, h, b: 0.5 * ((b[0] * w).sum(1) - b[1]) ** 2 + 0.5 * h[:, 0].exp() * (w * w).sum(1) / 60,
+        lambda w, b: 0.5 * ((b[0] @ w - b[1]) ** 2).mean())
+    method = self_tuning(model, sigma=0.3, lr=0.01, hyper_lr=0.05, train_steps=10, per_example=False)
+    state = method.init(linear_init(40, 1), torch.tensor([-4.0], dtype=torch.float64))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        state = method.update(state, lambda: (x, y), lambda: val, generator)
+    state.hyper  # the tuned log lambda; state.phi = (w0, W1), W1 ~ d w*/d log lambda
+
+Paper: M. MacKay, P. Vicol, J. Lorraine, D. Duvenaud, R. Grosse, "Self-Tuning Networks:
+Bilevel Optimization of Hyperparameters using Structured Best-Response Functions", ICLR 2019.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, NamedTuple, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from hpolab.validation import check_count, check_positive
+
+Params = tuple[torch.Tensor, ...]
+Batch = tuple[torch.Tensor, ...]
+
+
+# --- a functional Adam on tuples of tensors (optax's (init, update) pair) ---------------------
+
+
+class AdamState(NamedTuple):
+    step: int
+    first: Params
+    second: Params
+
+
+class Optimizer(NamedTuple):
+    init: Callable[[Params], AdamState]
+    update: Callable[[Params, AdamState, Params], tuple[Params, AdamState]]
+
+
+def adam(lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Optimizer:
+    """Adam (Kingma & Ba) as ``(init, update)``: ``update(grads, state, params) -> (params, state)``,
+    the same step as ``torch.optim.Adam`` without weight decay."""
+    check_positive("lr", lr)
+    beta1, beta2 = betas
+
+    def init(params):
+        return AdamState(0, tuple(torch.zeros_like(p) for p in params), tuple(torch.zeros_like(p) for p in params))
+
+    def update(grads, state, params):
+        step = state.step + 1
+        first = tuple(beta1 * m + (1 - beta1) * g for m, g in zip(state.first, grads))
+        second = tuple(beta2 * v + (1 - beta2) * g * g for v, g in zip(state.second, grads))
+        scale = lr / (1 - beta1**step)
+        root = (1 - beta2**step) ** 0.5
+        params = tuple(p - scale * m / (v.sqrt() / root + eps) for p, m, v in zip(params, first, second))
+        return params, AdamState(step, first, second)
+
+    return Optimizer(init, update)
+
+
+# --- what STN needs of a model --------------------------------------------------------------
+
+
+class ResponseModel(NamedTuple):
+    """A model whose weights are an affine function of delta = lambda - c.
+
+    Attributes:
+      train_loss: ``(phi, hyper, delta, batch, generator) -> scalar``: the mean training loss
+        over the batch, example i at weights w_phi(c + delta_i) with hyperparameters
+        ``hyper + delta_i`` (its regularizer and dropout); ``delta`` has shape (B, K).
+      val_loss: ``(phi, delta, batch) -> scalar``: the validation loss at w_phi(c + delta),
+        ``delta`` of shape (K,); no regularizer, no dropout; differentiable in delta.
+      recenter: ``(phi, shift) -> phi'`` with w_phi'(c + d) = w_phi(c + shift + d) for all d.
+    """
+
+    train_loss: Callable[[Params, torch.Tensor, torch.Tensor, Batch, torch.Generator], torch.Tensor]
+    val_loss: Callable[[Params, torch.Tensor, Batch], torch.Tensor]
+    recenter: Callable[[Params, torch.Tensor], Params]
+
+
+def linear_init(size: int, hyperparameters: int, dtype=torch.float64, device="cpu") -> Params:
+    """phi = (w0, W1) = (0, 0) for :func:`linear_response`."""
+    return (torch.zeros(size, dtype=dtype, device=device),
+            torch.zeros(size, hyperparameters, dtype=dtype, device=device))
+
+
+def linear_response(train_loss: Callable, val_loss: Callable) -> ResponseModel:
+    """The plain linear best response ``w = w0 + W1 delta`` of any loss over a flat weight vector.
+
+    Args:
+      train_loss: ``(w, hyper, batch) -> per-example losses (B,)`` with ``w`` of shape (B, D)
+        (example i's weights) and ``hyper`` of shape (B, K) (its hyperparameters).
+      val_loss: ``(w, batch) -> scalar`` with ``w`` of shape (D,).
+    """
+
+    def train(phi, hyper, delta, batch, generator):
+        w0, w1 = phi
+        return train_loss(w0 + delta @ w1.T, hyper + delta, batch).mean()
+
+    def val(phi, delta, batch):
+        w0, w1 = phi
+        return val_loss(w0 + w1 @ delta, batch)
+
+    def recenter(phi, shift):
+        w0, w1 = phi
+        return (w0 + w1 @ shift, w1)
+
+    return ResponseModel(train, val, recenter)
+
+
+def hypergradient(model: ResponseModel, phi: Params, batch: Batch,
+                  hyperparameters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation loss, d L_val(w_phi(lambda)) / d lambda) at the response's centre."""
+    first = phi[0]
+    delta = torch.zeros(hyperparameters, dtype=first.dtype, device=first.device, requires_grad=True)
+    phi = tuple(p.detach() for p in phi)
+    loss = model.val_loss(phi, delta, batch)
+    (grad,) = torch.autograd.grad(loss, delta)
+    return loss.detach(), grad
+
+
+# --- the method -------------------------------------------------------------------------------
+
+
+class STNState(NamedTuple):
+    phi: Params  # the best-response parameters
+    hyper: torch.Tensor  # lambda (K,), unconstrained; the response's centre c
+    phi_state: AdamState
+    hyper_state: AdamState
+    train_steps: int  # training (phi) steps taken
+    tune_steps: int  # tuning (lambda) steps taken
+    train_loss: float  # of the last training step
+    val_loss: float  # of the last tuning step's validation batch
+    hypergradient: torch.Tensor  # of the last tuning step
+
+
+class SelfTuning(NamedTuple):
+    """STN as a named set of pure-ish functions (all randomness from the generator passed in).
+
+    Attributes:
+      init: ``(phi, hyper) -> STNState``.
+      train: ``(state, batch, generator) -> state``: one step on phi at perturbed hyperparameters.
+      tune: ``(state, batch) -> state``: one hypergradient step on lambda, then re-centring.
+      update: ``(state, next_train, next_val, generator) -> state``: one cycle, ``train_steps``
+        training steps on batches from ``next_train()`` then ``tune_steps`` tuning steps.
+    """
+
+    name: str
+    init: Callable[[Params, torch.Tensor], STNState]
+    train: Callable[[STNState, Batch, torch.Generator], STNState]
+    tune: Callable[[STNState, Batch], STNState]
+    update: Callable[[STNState, Callable[[], Batch], Callable[[], Batch], torch.Generator], STNState]
+    config: dict
+    label: str
+
+
+def self_tuning(model: ResponseModel, sigma: float | Sequence[float], lr: float = 1e-3, hyper_lr: float = 3e-3,
+                train_steps: int = 5, tune_steps: int = 1,
+                limits: tuple[Sequence[float], Sequence[float]] | None = None,
+                per_example: bool = True) -> SelfTuning:
+    """Self-Tuning Networks' alternating fit of the best response and hypergradient steps.
+
+    Args:
+      model: the response model (:class:`ResponseModel`).
+      sigma: perturbation scale of lambda in the training phase, > 0 (one per hyperparameter
+        or one for all). Small: the response is fitted where it is used (the hypergradient
+        tracks d w*/d lambda); large: it averages curvature over a wider range.
+      lr: Adam's step size on phi (the weights and their response).
+      hyper_lr: Adam's step size on lambda.
+      train_steps, tune_steps: T_train and T_val of the paper's Algorithm 1, >= 1.
+      limits: optional (low, high) per hyperparameter; lambda is clipped into the box.
+      per_example: one perturbation per example (the paper's choice for minibatches: the
+        structured response makes it cheap) or one per step, shared by the batch (for a
+        full-batch loss: its gradient on W1 then vanishes at the fitted optimum up to
+        O(sigma^2), where per-example draws leave each example's residual as noise).
+
+    Returns:
+      A :class:`SelfTuning`.
+    """
+    sigmas = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
+    if not bool(torch.isfinite(sigmas).all() and (sigmas > 0).all()):
+        raise ValueError(f"sigma must be finite and > 0, got {sigma!r}")
+    check_positive("hyper_lr", hyper_lr)
+    check_count("train_steps", train_steps, minimum=1)
+    check_count("tune_steps", tune_steps, minimum=1)
+    low, high = (None, None) if limits is None else (torch.as_tensor(limits[0], dtype=torch.float64),
+                                                     torch.as_tensor(limits[1], dtype=torch.float64))
+    if low is not None and not bool((low < high).all()):
+        raise ValueError(f"limits must have low < high for every hyperparameter, got {limits!r}")
+    phi_optimizer, hyper_optimizer = adam(lr), adam(hyper_lr)
+
+    def init(phi, hyper):
+        phi = tuple(p.detach().clone() for p in phi)
+        hyper = hyper.detach().clone().to(phi[0])
+        if low is not None:
+            hyper = torch.clamp(hyper, low.to(hyper), high.to(hyper))
+        return STNState(phi, hyper, phi_optimizer.init(phi), hyper_optimizer.init((hyper,)), 0, 0, float("nan"),
+                        float("nan"), torch.zeros_like(hyper))
+
+    def train(state, batch, generator):
+        examples, k = len(batch[-1]), len(state.hyper)
+        noise = torch.randn(examples if per_example else 1, k, generator=generator, dtype=torch.float64)
+        noise = noise.expand(examples, k)
+        delta = (noise * sigmas).to(state.phi[0])
+        phi = tuple(p.detach().requires_grad_() for p in state.phi)
+        loss = model.train_loss(phi, state.hyper.expand(examples, k), delta, batch, generator)
+        grads = torch.autograd.grad(loss, phi)
+        new, phi_state = phi_optimizer.update(grads, state.phi_state, tuple(p.detach() for p in phi))
+        return state._replace(phi=new, phi_state=phi_state, train_steps=state.train_steps + 1,
+                              train_loss=float(loss.detach()))
+
+    def tune(state, batch):
+        loss, grad = hypergradient(model, state.phi, batch, len(state.hyper))
+        (hyper,), hyper_state = hyper_optimizer.update((grad,), state.hyper_state, (state.hyper,))
+        if low is not None:
+            hyper = torch.clamp(hyper, low.to(hyper), high.to(hyper))
+        phi = model.recenter(state.phi, hyper - state.hyper)
+        return state._replace(phi=phi, hyper=hyper, hyper_state=hyper_state, tune_steps=state.tune_steps + 1,
+                              val_loss=float(loss), hypergradient=grad)
+
+    def update(state, next_train, next_val, generator):
+        for _ in range(train_steps):
+            state = train(state, next_train(), generator)
+        for _ in range(tune_steps):
+            state = tune(state, next_val())
+        return state
+
+    config = {"sigma": sigmas.tolist() if sigmas.numel() > 1 else float(sigmas), "lr": lr, "hyper_lr": hyper_lr,
+              "train_steps": train_steps, "tune_steps": tune_steps, "per_example": per_example}
+    return SelfTuning("stn", init, train, tune, update, config, "STN")
+
+
+def minibatches(tensors: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    """Endless minibatches of ``tensors`` (same first dimension), reshuffled every epoch by
+    ``generator``; the whole set when ``batch_size`` is at least its size."""
+    size = len(tensors[0])
+    if batch_size >= size:
+        while True:
+            yield tuple(tensors)
+    per_epoch = size // batch_size
+    while True:
+        order = torch.randperm(size, generator=generator).to(tensors[0].device)
+        for start in range(per_epoch):
+            index = order[start * batch_size:(start + 1) * batch_size]
+            yield tuple(t[index] for t in tensors)
+
+
+# --- the paper's structured response for an MLP -----------------------------------------------
+
+DECAY, DROPOUT = 0, 1  # lambda = (log weight decay, logit dropout) for :func:`mlp_response`
+LAYER = 5  # tensors per layer in phi: W_e, b_e, W_h, b_h, V
+
+
+def mlp_init(sizes: Sequence[int], generator: torch.Generator, dtype=torch.float32, device="cpu") -> Params:
+    """Weights and biases ``(W, b)`` per layer of an MLP with these sizes, drawn as ``nn.Linear``
+    draws them (uniform in +-1/sqrt(fan_in)) from ``generator`` on the CPU."""
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / math.sqrt(fan_in)
+        for shape in ((fan_out, fan_in), (fan_out,)):
+            params.append(((torch.rand(shape, generator=generator) * 2 - 1) * bound).to(dtype).to(device))
+    return tuple(params)
+
+
+def structured_init(sizes: Sequence[int], hyperparameters: int, generator: torch.Generator, dtype=torch.float32,
+                    device="cpu") -> Params:
+    """phi for :func:`mlp_response`: per layer (W_e, b_e, W_h, b_h, V). The elementary weights
+    (W_e, b_e) are the ones :func:`mlp_init` draws first from the same generator, so a plain MLP
+    of the same seed starts from them; (W_h, b_h) are drawn next the same way and V = 0, so the
+    response starts constant in lambda."""
+    elementary = mlp_init(sizes, generator, dtype, device)
+    hyper = mlp_init(sizes, generator, dtype, device)
+    params = []
+    for index, fan_out in enumerate(sizes[1:]):
+        params += [*elementary[2 * index:2 * index + 2], *hyper[2 * index:2 * index + 2],
+                   torch.zeros(fan_out, hyperparameters, dtype=dtype, device=device)]
+    return tuple(params)
+
+
+def dropout_masks(shape: tuple[int, int], keep: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Inverted-dropout multipliers: 1 / keep_i with probability keep_i (row i), else 0; drawn on
+    the CPU from ``generator`` (keep: (B,) or a scalar)."""
+    keep = keep.reshape(-1, 1) if keep.ndim else keep
+    uniform = torch.rand(shape, generator=generator).to(keep.device, keep.dtype)
+    return (uniform < keep).to(keep.dtype) / keep
+
+
+def mlp_logits(params: Params, x: torch.Tensor, keep: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, scales: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """Logits of an MLP with ReLU hidden layers and dropout after each (``keep`` per example or
+    scalar; None: no dropout).
+
+    With ``scales`` (one (B, out) or (out,) tensor per layer) ``params`` is the structured
+    response's phi and layer l computes x W_e^T + b_e + s_l * (x W_h^T + b_h), i.e. weights
+    W_e + diag(s_l) W_h; otherwise ``params`` is (W, b) per layer.
+    """
+    step = LAYER if scales is not None else 2
+    layers = len(params) // step
+    for index in range(layers):
+        chunk = params[index * step:(index + 1) * step]
+        z = F.linear(x, chunk[0], chunk[1])
+        if scales is not None:
+            z = z + scales[index] * F.linear(x, chunk[2], chunk[3])
+        if index == layers - 1:
+            return z
+        x = torch.relu(z)
+        if keep is not None:
+            x = x * dropout_masks(tuple(x.shape), keep, generator)
+    raise ValueError("params must hold at least one layer")
+
+
+def layer_scales(phi: Params, delta: torch.Tensor) -> list[torch.Tensor]:
+    """s_l = V_l delta per layer: (B, out) for delta (B, K), (out,) for delta (K,)."""
+    return [delta @ phi[index + 4].T for index in range(0, len(phi), LAYER)]
+
+
+def structured_penalty(phi: Params, scales: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Sum over layers of |W_e + diag(s) W_h|^2 (weights only), per row of the scales, from
+    |W_e|^2 + 2 s . rowdot(W_e, W_h) + s^2 . |W_h rows|^2 without forming the weights."""
+    total = 0.0
+    for index, s in zip(range(0, len(phi), LAYER), scales):
+        w_e, w_h = phi[index], phi[index + 2]
+        total = total + (w_e * w_e).sum() + (2 * s * (w_e * w_h).sum(1) + s * s * (w_h * w_h).sum(1)).sum(-1)
+    return total
+
+
+def structured_weights(phi: Params, delta: torch.Tensor) -> Params:
+    """The plain MLP's (W, b) per layer that the response gives at one delta (K,)."""
+    params = []
+    for index, s in zip(range(0, len(phi), LAYER), layer_scales(phi, delta)):
+        w_e, b_e, w_h, b_h, _ = phi[index:index + LAYER]
+        params += [w_e + s[:, None] * w_h, b_e + s * b_h]
+    return tuple(params)
+
+
+def mlp_response() -> ResponseModel:
+    """The structured best response of an MLP classifier (cross-entropy) with
+    lambda = (log weight decay, logit dropout): in every layer W(lambda) = W_e + diag(V delta) W_h,
+    b(lambda) = b_e + (V delta) * b_h (STN's "scaled" layer, affine in delta).
+
+    Training loss of example i: CE_i with dropout at rate sigmoid(lambda_i[1]) after every
+    hidden layer, plus exp(lambda_i[0]) / 2 |W(lambda_i)|^2 (weights, not biases). Validation
+    loss: mean CE at W(lambda), no dropout.
+    """
+
+    def train(phi, hyper, delta, batch, generator):
+        x, y = batch
+        lam = hyper + delta
+        scales = layer_scales(phi, delta)
+        logits = mlp_logits(phi, x, keep=torch.sigmoid(-lam[:, DROPOUT]), generator=generator, scales=scales)
+        ce = F.cross_entropy(logits, y, reduction="none")
+        return (ce + 0.5 * lam[:, DECAY].exp() * structured_penalty(phi, scales)).mean()
+
+    def val(phi, delta, batch):
+        x, y = batch
+        return F.cross_entropy(mlp_logits(phi, x, scales=layer_scales(phi, delta)), y)
+
+    def recenter(phi, shift):
+        params = list(phi)
+        for index, s in zip(range(0, len(phi), LAYER), layer_scales(phi, shift)):
+            params[index] = phi[index] + s[:, None] * phi[index + 2]
+            params[index + 1] = phi[index + 1] + s * phi[index + 3]
+        return tuple(params)
+
+    return ResponseModel(train, val, recenter)

@@ -1,0 +1,320 @@
+"""Self-Tuning Networks: the best response, its hypergradient and the study, against exact answers.
+
+Ridge regression has a closed-form best response, so the hypergradient through a fitted
+response, the exact hypergradient, the Jacobian and the minimizer of STN's training objective
+are all checked against finite differences or quadrature in float64.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hpolab.data import data_root
+from hpolab.methods import stn
+from hpolab.studies import stn as study
+
+needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
+                                 reason="real MNIST not in data/: copy ../shared/data into data/, see data/README.md")
+
+
+@pytest.fixture
+def ridge():
+    return study.ridge_data(n_train=20, n_val=30, n_test=30, features=8, seed=1)
+
+
+def central(f, h, eps=1e-5):
+    return (f(h + eps) - f(h - eps)) / (2 * eps)
+
+
+def random_structured(sizes=(6, 5, 4, 3), seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    phi = list(stn.structured_init(sizes, 2, generator, dtype=torch.float64))
+    for index in range(0, len(phi), stn.LAYER):
+        phi[index + 4] = torch.randn(phi[index + 4].shape, generator=generator, dtype=torch.float64)
+    x = torch.randn(7, sizes[0], generator=generator, dtype=torch.float64)
+    y = torch.randint(0, sizes[-1], (7,), generator=generator)
+    return tuple(phi), (x, y)
+
+
+# --- the exact best response of ridge regression ------------------------------------------------
+
+
+def test_ridge_best_response_minimizes_the_training_loss_and_its_jacobian_matches_finite_differences(ridge):
+    x, y = ridge.train
+    h = 0.7
+    w = study.ridge_best_response(x, y, h)
+    gradient = x.T @ (x @ w - y) + math.exp(h) * w
+    assert gradient.norm() < 1e-10 * (x.T @ y).norm()
+    numeric = central(lambda t: study.ridge_best_response(x, y, t), h)
+    assert torch.allclose(study.ridge_jacobian(x, y, h)[:, 0], numeric, rtol=1e-7, atol=1e-10)
+
+
+def test_exact_hypergradient_matches_finite_differences_of_the_exact_validation_loss(ridge):
+    for h in (-2.0, 0.5, 3.0):
+        numeric = central(lambda t: study.ridge_validation_curve(ridge, [t])[0], h)
+        assert study.ridge_exact_hypergradient(ridge, h) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_ridge_optimum_is_the_minimum_of_the_exact_validation_curve(ridge):
+    h = study.ridge_optimum(ridge)
+    around = study.ridge_validation_curve(ridge, [h - 0.01, h, h + 0.01])
+    assert around[1] <= around[0] and around[1] <= around[2]
+    assert abs(study.ridge_exact_hypergradient(ridge, h)) < 1e-7
+
+
+# --- hypergradients through a response --------------------------------------------------------
+
+
+def test_hypergradient_through_a_linear_response_matches_finite_differences(ridge):
+    generator = torch.Generator().manual_seed(0)
+    d = ridge.train[0].shape[1]
+    phi = (torch.randn(d, generator=generator, dtype=torch.float64),
+           torch.randn(d, 1, generator=generator, dtype=torch.float64))
+    model = study.ridge_model(len(ridge.train[1]))
+    loss, grad = stn.hypergradient(model, phi, ridge.val, 1)
+    numeric = central(lambda t: float(model.val_loss(phi, torch.tensor([t], dtype=torch.float64), ridge.val)), 0.0)
+    assert float(grad[0]) == pytest.approx(numeric, rel=1e-7)
+    assert float(loss) == pytest.approx(float(study.squared_loss(phi[0], ridge.val)))
+
+
+def test_the_exact_linearization_gives_the_exact_hypergradient(ridge):
+    """With w0 = w*(c) and W1 = dw*/dh(c), STN's hypergradient is d L_val(w*(h)) / dh at c."""
+    x, y = ridge.train
+    for h in (-1.0, 2.0):
+        phi = (study.ridge_best_response(x, y, h), study.ridge_jacobian(x, y, h))
+        _, grad = stn.hypergradient(study.ridge_model(len(y)), phi, ridge.val, 1)
+        numeric = central(lambda t: study.ridge_validation_curve(ridge, [t])[0], h)
+        assert float(grad[0]) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_hypergradient_through_the_structured_mlp_response_matches_finite_differences():
+    phi, batch = random_structured()
+    model = stn.mlp_response()
+    _, grad = stn.hypergradient(model, phi, batch, 2)
+    for k in range(2):
+        def f(t, k=k):
+            delta = torch.zeros(2, dtype=torch.float64)
+            delta[k] = t
+            return float(model.val_loss(phi, delta, batch))
+        assert float(grad[k]) == pytest.approx(central(f, 0.0), rel=1e-6)
+
+
+# --- STN's training objective ------------------------------------------------------------------
+
+
+def test_closed_form_minimizer_zeroes_the_expected_training_gradient(ridge):
+    """E_delta of the (shared-delta) training loss by Gauss-Hermite quadrature: its gradient in
+    (w0, W1) vanishes at ridge_stn_optimum."""
+    x, y = ridge.train
+    h, sigma = 0.5, 0.6
+    w0, w1 = (t.clone().requires_grad_() for t in study.ridge_stn_optimum(x, y, h, sigma))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    model = study.ridge_model(len(y))
+    hyper = torch.full((len(y), 1), h, dtype=torch.float64)
+    expected = sum(float(wt) / math.sqrt(2 * math.pi) * model.train_loss(
+        (w0, w1), hyper, torch.full((len(y), 1), sigma * float(node), dtype=torch.float64), ridge.train, None)
+        for node, wt in zip(nodes, weights))
+    grads = torch.autograd.grad(expected, (w0, w1))
+    assert max(float(g.abs().max()) for g in grads) < 1e-10
+
+
+def test_stn_objective_minimizer_tends_to_the_exact_response_as_sigma_shrinks(ridge):
+    sweep = study.ridge_sigma_sweep(ridge, [0.5], [1e-3, 1e-2, 0.1, 1.0])
+    assert sweep["Jacobian error"].is_monotonic_increasing and sweep["response error"].is_monotonic_increasing
+    assert sweep["Jacobian error"].iloc[0] < 1e-4
+    small = sweep.iloc[0]
+    assert small["hypergradient"] == pytest.approx(small["exact hypergradient"], rel=1e-4)
+
+
+def test_training_phase_fits_the_closed_form_minimizer(ridge):
+    x, y = ridge.train
+    h, sigma = 0.5, 0.3
+    generator = torch.Generator().manual_seed(0)
+    phi = stn.linear_init(x.shape[1], 1)
+    for lr in (0.01, 0.001):  # Adam at a fixed step hovers around the minimizer at about that step's scale
+        method = stn.self_tuning(study.ridge_model(len(y)), sigma, lr=lr, per_example=False)
+        state = method.init(phi, torch.tensor([h], dtype=torch.float64))
+        for _ in range(2000):
+            state = method.train(state, ridge.train, generator)
+        phi = state.phi
+    w0, w1 = study.ridge_stn_optimum(x, y, h, sigma)
+    assert study.relative_error(state.phi[0], w0) < 0.01
+    assert study.relative_error(state.phi[1], w1) < 0.05
+    assert float(state.hyper[0]) == h and state.train_steps == 2000 and state.tune_steps == 0
+
+
+# --- the structured response -------------------------------------------------------------------
+
+
+def test_recentering_leaves_the_response_unchanged():
+    phi, batch = random_structured()
+    model = stn.mlp_response()
+    shift, delta = torch.tensor([0.3, -0.7], dtype=torch.float64), torch.tensor([-0.2, 0.5], dtype=torch.float64)
+    moved = model.recenter(phi, shift)
+    assert float(model.val_loss(moved, delta, batch)) == pytest.approx(float(model.val_loss(phi, delta + shift, batch)),
+                                                                       rel=1e-12)
+    for a, b in zip(stn.structured_weights(moved, delta), stn.structured_weights(phi, delta + shift)):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
+    linear = stn.linear_response(lambda w, hyper, batch: (w * w).sum(1), lambda w, batch: (w * w).sum())
+    w0, w1 = torch.randn(5, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    assert float(linear.val_loss(linear.recenter((w0, w1), shift), delta, None)) == pytest.approx(
+        float(linear.val_loss((w0, w1), delta + shift, None)), rel=1e-12)
+
+
+def test_structured_penalty_is_the_squared_norm_of_each_examples_weights():
+    phi, _ = random_structured()
+    deltas = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    penalty = stn.structured_penalty(phi, stn.layer_scales(phi, deltas))
+    for i in range(4):
+        weights = stn.structured_weights(phi, deltas[i])
+        assert float(penalty[i]) == pytest.approx(float(sum((w * w).sum() for w in weights[::2])), rel=1e-12)
+
+
+def test_per_example_scales_give_each_example_its_own_weights():
+    phi, (x, _) = random_structured()
+    deltas = torch.randn(len(x), 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    batched = stn.mlp_logits(phi, x, scales=stn.layer_scales(phi, deltas))
+    for i in range(len(x)):
+        single = stn.mlp_logits(stn.structured_weights(phi, deltas[i]), x[i:i + 1])
+        assert torch.allclose(batched[i], single[0], rtol=1e-12, atol=1e-12)
+
+
+def test_structured_response_starts_as_the_plain_mlp_of_the_same_seed():
+    sizes = (6, 5, 3)
+    phi = stn.structured_init(sizes, 2, torch.Generator().manual_seed(9), dtype=torch.float64)
+    plain = stn.mlp_init(sizes, torch.Generator().manual_seed(9), dtype=torch.float64)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    for delta in (torch.zeros(2, dtype=torch.float64), torch.tensor([1.0, -2.0], dtype=torch.float64)):  # V = 0
+        assert torch.equal(stn.mlp_logits(phi, x, scales=stn.layer_scales(phi, delta)), stn.mlp_logits(plain, x))
+
+
+def test_dropout_masks_keep_each_examples_rate_and_the_mean():
+    keep = torch.tensor([0.9, 0.5, 0.2])
+    masks = stn.dropout_masks((3, 200_000), keep, torch.Generator().manual_seed(0))
+    assert torch.allclose((masks > 0).float().mean(1), keep, atol=0.005)
+    assert torch.allclose(masks.mean(1), torch.ones(3), atol=0.02)
+
+
+# --- the method ------------------------------------------------------------------------------
+
+
+def test_functional_adam_takes_torch_adams_steps():
+    generator = torch.Generator().manual_seed(0)
+    params = tuple(torch.randn(shape, generator=generator, dtype=torch.float64) for shape in ((4,), (2, 3)))
+    leaves = [p.clone().requires_grad_() for p in params]
+    reference = torch.optim.Adam(leaves, lr=0.05)
+    optimizer = stn.adam(0.05)
+    state = optimizer.init(params)
+    for _ in range(5):
+        grads = tuple(torch.randn(p.shape, generator=generator, dtype=torch.float64) for p in params)
+        params, state = optimizer.update(grads, state, params)
+        for leaf, g in zip(leaves, grads):
+            leaf.grad = g.clone()
+        reference.step()
+    for mine, theirs in zip(params, leaves):
+        assert torch.allclose(mine, theirs.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_tuning_step_moves_lambda_downhill_recenters_and_stays_in_the_box(ridge):
+    x, y = ridge.train
+    model = study.ridge_model(len(y))
+    method = stn.self_tuning(model, 0.1, hyper_lr=0.5, limits=([-1.0], [1.0]), per_example=False)
+    h = -0.9
+    state = method.init((study.ridge_best_response(x, y, h), study.ridge_jacobian(x, y, h)),
+                        torch.tensor([h], dtype=torch.float64))
+    tuned = method.tune(state, ridge.val)
+    assert float(tuned.hypergradient[0]) < 0 and float(tuned.hyper[0]) == pytest.approx(h + 0.5)
+    shift = tuned.hyper - state.hyper
+    assert torch.allclose(tuned.phi[0], state.phi[0] + state.phi[1] @ shift)
+    for _ in range(5):
+        tuned = method.tune(tuned, ridge.val)
+    assert float(tuned.hyper[0]) <= 1.0 and tuned.tune_steps == 6
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"sigma": 0.0}, "sigma must be finite and > 0"),
+    ({"sigma": [0.5, -1.0]}, "sigma must be finite and > 0"),
+    ({"sigma": 0.5, "train_steps": 0}, "train_steps must be an integer >= 1"),
+    ({"sigma": 0.5, "hyper_lr": 0.0}, "hyper_lr must be a finite number > 0"),
+    ({"sigma": 0.5, "limits": ([1.0], [0.0])}, "limits must have low < high"),
+])
+def test_bad_settings_fail_at_construction(settings, message):
+    with pytest.raises(ValueError, match=message):
+        stn.self_tuning(stn.mlp_response(), **settings)
+
+
+def test_network_box_is_the_ranges_in_log_and_logit_space():
+    low, high = study.network_limits((1e-5, 1e-2), (0.1, 0.5))
+    assert low == pytest.approx([math.log(1e-5), math.log(0.1 / 0.9)]) and high == pytest.approx([math.log(1e-2), 0.0])
+    with pytest.raises(ValueError, match="dropout low < high < 1"):
+        study.network_limits((1e-5, 1e-2), (0.0, 0.5))
+
+
+def test_to_lambda_needs_a_dropout_strictly_inside_zero_one():
+    assert study.to_lambda(1e-3, 0.5).tolist() == pytest.approx([math.log(1e-3), 0.0])
+    with pytest.raises(ValueError, match="dropout must lie in the open interval"):
+        study.to_lambda(1e-3, 0.0)
+
+
+# --- the study ----------------------------------------------------------------------------------
+
+
+def test_stn_finds_the_ridge_optimum_and_fits_the_response_there():
+    data = study.ridge_data(seed=2)
+    run = study.run_ridge(data, log_lambda0=-4.0, cycles=200, warmup=1000)
+    frame = run.history.frame
+    assert abs(frame["log_lambda"].iloc[-1] - run.optimum) < 0.1
+    assert frame["objective"].iloc[-1] < 1.01 * frame["exact_val_loss"].min()
+    assert frame["jacobian_error"].iloc[len(frame) // 2:].median() < 0.3
+    assert [s["tune_step"] for s in run.snapshots] == [0, 67, 133, 200]
+    again = study.run_ridge(data, log_lambda0=-4.0, cycles=200, warmup=1000)
+    assert again.history.frame.drop(columns="wall_time").equals(frame.drop(columns="wall_time"))
+
+
+def test_response_curves_are_exact_at_the_fitted_line_and_linear(ridge):
+    run = study.run_ridge(ridge, cycles=4, warmup=2000, snapshots=2)
+    curves = study.ridge_response_curves(run, span=1.0, points=5, coordinates=2)
+    assert set(curves["kind"]) == {"exact", "fitted"} and len(curves) == 2 * 5 * 2
+    fitted = curves[(curves["kind"] == "fitted") & (curves["tune_step"] == 4)]
+    assert np.allclose(np.diff(fitted["w0"], 2), 0, atol=1e-12)  # a straight line in log lambda
+
+
+@needs_mnist
+def test_network_runs_share_initialization_and_repeat_exactly():
+    data = study.mnist_split(64, 64, 64)
+    common = {"hidden": (8,), "steps": 12, "batch_size": 16, "evaluations": 3, "warmup": 2, "train_steps": 2}
+    runs = [study.run_network(study.NetworkSetting(m, 1e-3, 0.2, **common), data, seed=5) for m in ("stn", "fixed", "stn")]
+    assert runs[0].frame["objective"].iloc[0] == runs[1].frame["objective"].iloc[0]  # same elementary weights
+    assert runs[0].frame.drop(columns="wall_time").equals(runs[2].frame.drop(columns="wall_time"))
+    assert runs[0].frame["tune_step"].iloc[-1] == 6 and runs[0].frame["step"].iloc[-1] == 12
+    assert runs[1].frame["weight_decay"].eq(1e-3).all() and runs[0].frame["weight_decay"].nunique() > 1
+
+
+@needs_mnist
+def test_smoke_study_summarizes_every_setting_and_states_its_findings(tmp_path):
+    result = study.run_study("smoke", seeds=2, progress=False)
+    summary = result.summary
+    assert list(summary.columns) == ["task", "method", "weight decay", "dropout", "val loss", "val ±95%", "test loss",
+                                     "test acc", "train steps", "val steps", "runs"]
+    assert list(summary["method"]) == ["STN", "wd=0.0001, p=0", "wd=0.0001, p=0.5", "STN", "exact optimum"]
+    assert list(summary["runs"]) == [2, 2, 2, 1, 0] and summary["val loss"].notna().all()
+    stn_runs = [h for h in result.histories if h.method == "stn" and h.problem == "mnist-mlp"]
+    assert summary.loc[0, "val loss"] == pytest.approx(np.mean([h.final_objective for h in stn_runs]))
+    assert summary.loc[0, "val steps"] == (60 - 12) // 5 + 1  # warm-up 12 steps, then one tuning step per 5
+    lines = study.findings(result)
+    assert len(lines) == 7 and lines[3].startswith("mnist-mlp: STN's final validation loss")
+    assert len(study.per_seed(result)) == 2
+    grid, paths = study.grid_points(result)
+    assert len(grid) == 2 and len(paths) == sum(len(h.frame) for h in stn_runs)
+    assert set(result.save(tmp_path)) == {"summary", "histories", "parameters", "sigma_sweep"}
+    for figure in (study.validation_figure(result), study.grid_figure(result), study.schedule_figure(result),
+                   study.best_response_figure(result.ridge), study.ridge_trajectory_figure(result.ridge),
+                   study.sigma_figure(result.sweep)):
+        assert len(figure.data) > 1
+
+
+def test_study_rejects_a_warmup_outside_zero_one():
+    with pytest.raises(ValueError, match=r"warmup must lie in \[0, 1\)"):
+        study.run_study("smoke", warmup=1.0, progress=False)
