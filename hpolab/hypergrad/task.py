@@ -11,6 +11,7 @@ also at evaluation).
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +19,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, replace_all_batch_norm_modules_
 from torch.nn import functional as F
+
+_GLOBAL_RNG = threading.Lock()  # see FlatModel.init
+
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, labels, indices into the train set
 
@@ -45,13 +49,16 @@ class FlatModel:
         return functional_call(self.module, (self.unflatten(theta), self.buffers), (x,))
 
     def init(self, seed: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
-        """The module's own initialization, drawn from ``seed``, as a flat vector."""
-        with torch.random.fork_rng(devices=[]):
+        """The module's own initialization, drawn from ``seed``, as a flat vector.
+
+        The draw uses torch's global generator, so it holds a lock: runs training in several
+        threads (HOZOG spread over devices) would otherwise interleave their draws."""
+        with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for layer in self.template.modules():
                 if hasattr(layer, "reset_parameters"):
                     layer.reset_parameters()
-        flat = torch.cat([p.detach().reshape(-1) for p in self.template.parameters()])
+            flat = torch.cat([p.detach().reshape(-1) for p in self.template.parameters()])
         return flat.to(device=device, dtype=dtype)
 
 
