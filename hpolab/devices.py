@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 
@@ -41,3 +43,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if spec not in available:
         raise ValueError(f"device must be 'auto' or one of {available} on this machine, got {spec!r}")
     return torch.device(spec)
+
+
+@contextmanager
+def cpu_threads(count: int | None):
+    """Run a block with ``count`` intra-op CPU threads in torch (None: leave the setting);
+    the previous count is restored afterwards."""
+    if count is None:
+        yield
+        return
+    from hpolab.validation import check_count
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(check_count("threads", count, minimum=1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

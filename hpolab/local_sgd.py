@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_right
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
@@ -38,6 +37,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
+from hpolab.devices import cpu_threads
 from hpolab.history import COLUMNS, History
 from hpolab.validation import check_count, check_positive
 
@@ -325,20 +325,6 @@ def evaluation_steps(steps: int, evaluations: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the run
-
-
-@contextmanager
-def cpu_threads(count: int | None):
-    """Run a block with ``count`` intra-op CPU threads in torch (None: leave the setting)."""
-    if count is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(check_count("threads", count, minimum=1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass

@@ -5,13 +5,13 @@ import math
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from hpolab import run
-from hpolab.hypergrad import box, classification_task, schedule, train
+from hpolab.hypergrad import box, schedule, train
 from hpolab.methods.blackbox import (BLACKBOX_METHODS, blackbox_search, make_blackbox, rung_steps,
                                      search_space)
 from hpolab.problems.tuning import tuning_problem
+from tasks import small_classification_task
 
 T = 40
 TRIAL = T + 1  # a full trial: T training steps and one validation loss
@@ -29,14 +29,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def inner():
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(200, 5, generator=generator)
-    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
-    xv = torch.randn(100, 5, generator=generator)
-    yv = (xv[:, 0] + 0.5 * xv[:, 1] > 0).long()
-    torch.manual_seed(0)
-    return classification_task(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2)), (x, y), (xv, yv),
-                               batch_size=25)
+    return small_classification_task()
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,15 @@
 """Gradient-based tuning on the core protocol: the runner, histories and divergence."""
 
 import torch
-from torch import nn
 
 from hpolab import run
-from hpolab.hypergrad import box, classification_task, gradient_descent, make_estimator, per_entry, schedule, sign_descent
+from hpolab.hypergrad import box, gradient_descent, make_estimator, per_entry, schedule, sign_descent
 from hpolab.methods.hypergradient_descent import hypergradient_descent
 from hpolab.problems.tuning import hyperparameter_names, tuning_problem
+from tasks import small_classification_task
 
 
-def task():
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(200, 5, generator=generator)
-    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
-    xv = torch.randn(100, 5, generator=generator)
-    yv = (xv[:, 0] + 0.5 * xv[:, 1] > 0).long()
-    torch.manual_seed(0)
-    return classification_task(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2)), (x, y), (xv, yv),
-                               batch_size=25)
+task = small_classification_task
 
 
 def test_sign_descent_from_zero_learning_rates_lowers_validation_loss():

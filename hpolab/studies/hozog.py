@@ -555,9 +555,10 @@ def schedule_panel(scale: str = "cpu", device: str = "cpu"):
     uses = {"hozog": {"q", "mu", "gamma"}, "random-search": set(), "bayesian": set(), "bohb": set()}
 
     def run_one(method, q, mu, gamma, seconds, device, callback=None, should_stop=None):
-        task, hyper, test = schedule_setting(scale, resolve_device(device))
+        torch_device = resolve_device(device)
+        task, hyper, test = schedule_setting(scale, torch_device)
         built = tuning_method(method, task, hyper, box(hyper, {"lr": SCHEDULE_BOX}), q, mu, gamma,
-                              batched=batch_hozog_runs("auto", resolve_device(device)))
+                              batched=batch_hozog_runs("auto", torch_device))
         return run(built, tuning_problem(task, hyper, test=test), 10**12, seed=0, max_seconds=seconds,
                    callback=callback, should_stop=should_stop)
 

@@ -35,7 +35,6 @@ with 2 threads against 209 s with 1 (torch's idle threads spin for cores they do
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from typing import NamedTuple, Sequence
@@ -46,6 +45,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from hpolab.data import as_tensors, load_mnist
+from hpolab import devices
 from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.methods import joint_descent
@@ -74,18 +74,9 @@ ALPHA_NEAR_ZERO = 0.1
 CPU_THREADS = 1
 
 
-@contextlib.contextmanager
 def cpu_threads(device: torch.device, threads: int = CPU_THREADS):
     """Run the block with ``threads`` torch threads when on the CPU (restored afterwards)."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return devices.cpu_threads(threads if device.type == "cpu" else None)
 
 
 class FixedState(NamedTuple):

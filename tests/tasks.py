@@ -1,0 +1,18 @@
+"""Small inner tasks the tuning tests share (imported by the test modules beside it)."""
+
+import torch
+from torch import nn
+
+from hpolab.hypergrad import classification_task
+
+
+def small_classification_task():
+    """A 5-16-2 ReLU network on 200 / 100 linearly separable points, batches of 25."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=generator)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    xv = torch.randn(100, 5, generator=generator)
+    yv = (xv[:, 0] + 0.5 * xv[:, 1] > 0).long()
+    torch.manual_seed(0)
+    return classification_task(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2)), (x, y), (xv, yv),
+                               batch_size=25)
