@@ -206,6 +206,11 @@ def summarize_logreg(histories: Sequence[History]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seconds_per_step(history: History) -> float:
+    """Wall time per outer step (per trial for the black-box methods)."""
+    return history.frame["wall_time"].iloc[-1] / max(len(history.frame) - 1, 1)
+
+
 def time_to_reach(history: History, tolerance: float) -> float:
     """Wall time at which the history's suboptimality first fell to ``tolerance`` (NaN if never)."""
     reached = history.frame.loc[history.frame["suboptimality"] <= tolerance, "wall_time"]
@@ -219,7 +224,7 @@ def logreg_findings(result: StudyResult, tolerance: float = 1e-3) -> list[str]:
     lines = []
     for dataset in dict.fromkeys(h.problem for h in result.histories):
         runs = [h for h in result.histories if h.problem == dataset]
-        per_step = {h.label: h.frame["wall_time"].iloc[-1] / max(len(h.frame) - 1, 1) for h in runs}
+        per_step = {h.label: seconds_per_step(h) for h in runs}
         if "HOZOG" in per_step:
             exact = ", ".join(f"{m} {per_step[m]:.3g} s" for m in ("FOR", "REV", "HOAG") if m in per_step)
             lines.append(f"{dataset}: seconds per step: HOZOG {per_step['HOZOG']:.3g} s; {exact}; "
@@ -406,7 +411,7 @@ def cleaning_findings(result: StudyResult, tolerance: float = 1e-2) -> list[str]
         best = table["best val loss"]
         ranking = ", ".join(f"{m} {best[m]:.4g}" for m in best.sort_values().index)
         lines.append(f"{size}: best validation loss after the same wall time: {ranking}")
-        per_step = {m: h.frame["wall_time"].iloc[-1] / max(len(h.frame) - 1, 1) for m, h in runs.items()}
+        per_step = {m: seconds_per_step(h) for m, h in runs.items()}
         if "HOZOG" in per_step and "REV" in per_step:
             lines.append(f"{size}: seconds per hypergradient: REV {per_step['REV']:.3g} s, HOZOG {per_step['HOZOG']:.3g} s")
         reach = {m: time_to_reach(h, tolerance) for m, h in runs.items()}
