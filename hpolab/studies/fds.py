@@ -1,0 +1,253 @@
+"""What the FDS studies (notebooks 08 to 11) share: image tasks, the choice of exact
+estimator, and the resumable outer loop of non-greedy hyperparameter learning.
+
+FDS (Micaelli & Storkey, "Non-greedy gradient-based hyperparameter optimization over long
+horizons") learns the hyperparameters of SGD with momentum and weight decay by exact,
+non-greedy hypergradients of the final validation loss, shares each learned value over W
+contiguous steps, re-initializes the weights and reshuffles the data at every outer step,
+and moves each hyperparameter by a fixed step gamma against the sign of its hypergradient,
+halving gamma whenever that sign flips (:func:`hpolab.hypergrad.sign_descent`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from hpolab.cache import StudyCache
+from hpolab.data import DataNotFoundError, as_tensors, load_cifar10, load_mnist, load_svhn
+from hpolab.history import COLUMNS, History
+from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
+from hpolab.hypergrad.outer import OuterUpdate
+from hpolab.hypergrad.result import Estimator
+from hpolab.models import lenet, wide_resnet
+from hpolab.optim import SGDHD
+from hpolab.problems.tuning import classification_metrics, hyperparameter_names
+from hpolab.progress import progress_bar
+from hpolab.validation import check_choice, check_count
+
+DATASETS = ("mnist", "svhn", "cifar10")
+ESTIMATORS = ("auto", "forward", "reverse")
+HD_MOMENTUM, HD_WEIGHT_DECAY = 0.9, 5e-4  # what HD is given: it learns only alpha
+RUN_SEED_STRIDE = 100_003  # outer step k of a run with seed s trains with seed s * stride + k
+
+
+def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, device) -> tuple[dict, str]:
+    """``({"train", "val", "test"}, note)``: the first ``n_train + n_val`` training images split
+    in two, the first ``n_test`` test images, normalized per channel with the training statistics.
+
+    SVHN is used when its files are in the data folder; otherwise MNIST is, and ``note`` says so
+    and where SVHN's files go (``""`` when the dataset asked for is the one used).
+    """
+    check_choice("dataset", dataset, DATASETS)
+    note = ""
+    if dataset == "svhn":
+        try:
+            train_set, test_set = load_svhn("train", download=False), load_svhn("test", download=False)
+        except DataNotFoundError as error:
+            note = f"SVHN is not in the data folder, so this run uses MNIST instead. {error}"
+            dataset = "mnist"
+    if dataset == "mnist":
+        train_set, test_set = load_mnist(True, download=False), load_mnist(False, download=False)
+    elif dataset == "cifar10":
+        train_set, test_set = load_cifar10(True, download=False), load_cifar10(False, download=False)
+    x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
+    if len(y) < n_train + n_val:
+        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} training images of {dataset}")
+    x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
+    mean = x[:n_train].mean(dim=(0, 2, 3), keepdim=True)
+    std = x[:n_train].std(dim=(0, 2, 3), keepdim=True)
+    x, x_test = (x - mean) / std, (x_test - mean) / std
+    split = {"train": (x[:n_train], y[:n_train]), "val": (x[n_train:], y[n_train:]), "test": (x_test, y_test)}
+    return split, note
+
+
+def image_task(split: dict, model: str = "lenet", batch_size: int = 128, device="cpu", name: str = "",
+               dtype: torch.dtype = torch.float32) -> InnerTask:
+    """Cross-entropy training of LeNet (``"lenet"``) or a WRN (``"wrn-16-1"``, ``"wrn-10-1"``)
+    on ``split["train"]``, validated on ``split["val"]``."""
+    x = split["train"][0]
+    if model == "lenet":
+        module = lenet(x.shape[1], x.shape[2])
+    elif model.startswith("wrn-"):
+        depth, widen = (int(part) for part in model.removeprefix("wrn-").split("-"))
+        module = wide_resnet(depth, widen, in_channels=x.shape[1])
+    else:
+        raise ValueError(f"model must be 'lenet' or 'wrn-DEPTH-WIDEN' (e.g. 'wrn-16-1'), got {model!r}")
+    return classification_task(module, split["train"], split["val"], batch_size, name=name or model,
+                               dtype=dtype, device=device)
+
+
+def exact_estimator(name: str, device: torch.device) -> tuple[Estimator, str]:
+    """The non-greedy estimator: ``forward`` (FDS's forward mode, memory O(D N) whatever T) or
+    ``reverse`` (backpropagation through the run, memory O(T)). Both give the same exact
+    hypergradient (tests/test_hypergrad.py). ``auto`` takes forward mode on accelerators and
+    reverse mode on a CPU, where at these short horizons it was 2x (LeNet, N = 5) to 4x (WRN)
+    faster here (benchmarks/hypergrad.py compares them)."""
+    check_choice("estimator", name, ESTIMATORS)
+    if name == "auto":
+        name = "reverse" if device.type == "cpu" else "forward"
+    return (forward_mode() if name == "forward" else reverse_mode()), name
+
+
+def outer_estimator(kind: str, device: torch.device, estimator: str = "auto") -> tuple[Estimator, str]:
+    """``"greedy"`` (H = 1, hypergradient descent's horizon) or a non-greedy exact estimator."""
+    if kind == "greedy":
+        return greedy(1), "greedy"
+    return exact_estimator(estimator, device)
+
+
+def run_seed(seed: int, step: int) -> int:
+    """The inner run's seed (initialization and data order) at outer step ``step``: every outer
+    step draws new ones, as FDS does, and a resumed run draws the same ones again."""
+    return seed * RUN_SEED_STRIDE + step
+
+
+def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate, steps: int, *,
+          test: tuple[torch.Tensor, torch.Tensor] | None = None, cache: StudyCache | None = None,
+          label: str = "FDS", seed: int = 0, max_seconds: float | None = None,
+          callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+          progress: bool = True) -> History:
+    """Learn ``hyper.learn`` over ``steps`` outer steps, each a full training from scratch.
+
+    Row k of the history holds the hyperparameters h_k of run k, that run's validation loss
+    (``objective``) and test error, and the cumulative cost; run k < steps also computes the
+    hypergradient at h_k, and ``outer`` moves h_k to h_{k+1}. The last row is a plain training
+    at the final hyperparameters. With a ``cache``, every finished outer step is on disk and a
+    re-run resumes after the last one; ``wall_time`` then counts compute time only.
+
+    A training that diverges ends the run with status ``"diverged"`` (the rows before are
+    kept); ``max_seconds`` ends it early as ``"finished"``, ``should_stop`` as ``"stopped"``.
+    """
+    check_count("steps", steps, minimum=1)
+    names = hyperparameter_names(hyper)
+    metrics = classification_metrics(task, test) if test is not None else None
+    state = outer.init(hyper.pack())
+    rows: list[dict] = []
+    status, message = "finished", ""
+    with progress_bar(total=steps + 1, desc=label, disable=not progress, leave=False) as bar:
+        for k in range(steps + 1):
+            piece = f"{label}-{'final' if k == steps else 'step'}{k}"
+            cached = cache.load(piece) if cache is not None else None
+            if cached is None:
+                row, next_state = _outer_step(task, hyper, estimator, outer, state, k, k == steps, seed, metrics,
+                                              names, rows[-1] if rows else None)
+                if cache is not None and row["kind"] != "diverged":
+                    cache.save(piece, (row, next_state))
+            else:
+                row, next_state = cached
+            rows.append(row)
+            state = next_state
+            bar.update()
+            if callback is not None:
+                callback(row)
+            if row["kind"] == "diverged":
+                status, message = "diverged", f"diverged at outer step {k}: {row.pop('message')}"
+                break
+            if should_stop is not None and should_stop() and k < steps:
+                status, message = "stopped", f"stopped by request after outer step {k}"
+                break
+            if max_seconds is not None and row["wall_time"] >= max_seconds:
+                break
+    frame = pd.DataFrame(rows)
+    frame = frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
+    return History(frame, "fds" if label == "FDS" else label.lower(), label, task.name, seed,
+                   config={"outer": outer.name, "steps": steps}, hyperparameters=list(names),
+                   status=status, message=message)
+
+
+def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous):
+    """Run k: train at h_k (with its hypergradient unless it is the last) and step the outer update."""
+    start = time.perf_counter()
+    current = hyper.with_flat(state.h)
+    inner_seed = run_seed(seed, k)
+    if last:
+        trained = train(task, current, inner_seed)
+        theta, diverged, why = trained.theta, trained.diverged, trained.message
+        counts = {"gradient_evaluations": trained.steps, "function_evaluations": 0, "hvp_evaluations": 0}
+        loss = float(task.val_loss(theta)) if not diverged else math.nan
+        next_state, norm2 = state, math.nan
+    else:
+        result = estimator(task, current, inner_seed)
+        theta, diverged, why, loss = result.theta, result.diverged, result.message, result.loss
+        counts = {name: getattr(result.cost, name) for name in
+                  ("gradient_evaluations", "function_evaluations", "hvp_evaluations")}
+        next_state = state if diverged else outer.update(state, result.grad)
+        norm2 = math.nan if diverged else float((result.grad ** 2).sum())
+    elapsed = time.perf_counter() - start
+    before = previous or {"wall_time": 0.0, "runs": 0, "best_objective": math.inf,
+                          **{name: 0 for name in ("iteration", "gradient_evaluations", "function_evaluations",
+                                                  "hvp_evaluations")}}
+    totals = {name: before[name] + counts[name] for name in counts}
+    row = {
+        "step": k, "iteration": before["iteration"] + counts["gradient_evaluations"] + counts["function_evaluations"],
+        **totals, "wall_time": before["wall_time"] + elapsed, "objective": loss,
+        "best_objective": min(before["best_objective"], loss) if loss == loss else before["best_objective"],
+        "kind": "diverged" if diverged else ("final" if last else "hypergradient"),
+        **dict(zip(names, state.h.tolist())),
+        "runs": before["runs"] + 1, "hypergradient_norm2": norm2, "seed": inner_seed,
+    }
+    if metrics is not None:
+        row.update(metrics(theta if not diverged else torch.full_like(theta, math.nan), state.h))
+        row["test_accuracy"] = 1.0 - row["test_error"]
+    if diverged:
+        row["message"] = why
+    return row, next_state
+
+
+def test_accuracy(task: InnerTask, hyper: Hyperparameters, test: tuple[torch.Tensor, torch.Tensor],
+                  seeds: list[int]) -> list[float]:
+    """Test accuracy after training with ``hyper`` from each seed (NaN where training diverged)."""
+    metrics = classification_metrics(task, test)
+    accuracies = []
+    for seed in seeds:
+        trained = train(task, hyper, seed)
+        accuracies.append(math.nan if trained.diverged else 1.0 - metrics(trained.theta, hyper.pack())["test_error"])
+    return accuracies
+
+
+def hd_training(task: InnerTask, horizon: int, hypergrad_lr: float, seed: int, test=None,
+                record_every: int | None = None, callback=None, should_stop=None) -> History:
+    """One training with SGD-HD (heavy-ball momentum HD_MOMENTUM, weight decay HD_WEIGHT_DECAY)
+    from alpha = 0 on the task's flat weights, the same initialization and data order as FDS's
+    runs with this seed. Rows every ``record_every`` steps (default: 10 per run) and at the end:
+    validation loss, test error and the current learning rate."""
+    theta = torch.nn.Parameter(task.init(seed).clone())
+    optimizer = SGDHD([theta], lr=0.0, hypergrad_lr=hypergrad_lr, momentum=HD_MOMENTUM,
+                      weight_decay=HD_WEIGHT_DECAY)
+    metrics = classification_metrics(task, test) if test is not None else None
+    batches = task.batches(seed, horizon)
+    every = record_every or max(horizon // 10, 1)
+    rows, status, message = [], "finished", ""
+    start = time.perf_counter()
+    for t in range(horizon):
+        optimizer.zero_grad()
+        loss = task.train_loss(theta, task.batch(batches[t]), {})
+        loss.backward()
+        optimizer.step()
+        if not math.isfinite(float(loss.detach())):
+            status, message = "diverged", f"HD training diverged at step {t}: the training loss reached {float(loss.detach()):.4g}"
+        if (t + 1) % every == 0 or t == horizon - 1 or status != "finished":
+            with torch.no_grad():
+                row = {"step": t + 1, "iteration": t + 1, "gradient_evaluations": t + 1, "function_evaluations": 0,
+                       "hvp_evaluations": 0, "wall_time": time.perf_counter() - start, "objective": float(task.val_loss(theta.detach())),
+                       "kind": "inner", "lr": float(optimizer.param_groups[0]["lr"]), "runs": 1}
+                if metrics is not None:
+                    row.update(metrics(theta.detach(), torch.zeros(0)))
+                    row["test_accuracy"] = 1.0 - row["test_error"]
+            row["best_objective"] = min([r["objective"] for r in rows] + [row["objective"]])
+            rows.append(row)
+            if callback is not None:
+                callback(row)
+        if status != "finished":
+            break
+        if should_stop is not None and should_stop():
+            status, message = "stopped", f"stopped by request at step {t + 1}"
+            break
+    frame = pd.DataFrame(rows)
+    return History(frame, "hd", "HD", task.name, seed, config={"hypergrad_lr": hypergrad_lr}, hyperparameters=["lr"],
+                   status=status, message=message)
