@@ -1,7 +1,9 @@
 """The widget panel: pick a method and its settings, press Run, watch the run join the figure.
 
 A panel is built from a study's ``run_one`` function and the controls it takes. Run
-trains in a background thread while a plotly ``FigureWidget`` gains the run's line live;
+trains in a background thread while a plotly ``FigureWidget`` gains the run's line live
+(the objective, or any hyperparameter or accuracy the rows carry: the plot menu switches
+every line);
 Stop ends the run cleanly (the history keeps what it computed); each new run adds a
 line, Clear removes them. Controls that a method does not use are hidden for it, and
 each control enforces its allowed range itself (a slider cannot leave (0, 1)).
@@ -10,6 +12,7 @@ each control enforces its allowed range itself (a slider cannot leave (0, 1)).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 import ipywidgets as w
@@ -18,7 +21,9 @@ import plotly.graph_objects as go
 from hpolab.devices import device_names
 from hpolab.history import History
 
-REFRESH_EVERY = 20  # rows between live figure updates
+REFRESH_EVERY = 20  # rows between live figure updates...
+REFRESH_SECONDS = 0.5  # ...or this long since the last one, whichever comes first
+UNPLOTTED = {"step", "iteration", "function_evaluations", "hvp_evaluations", "seed", "runs"}
 
 
 def p_slider(value: float = 0.5) -> w.FloatSlider:
@@ -73,15 +78,22 @@ class RunPanel:
         for name, widget in [("run", self.run_button), ("stop", self.stop_button), ("clear", self.clear_button),
                              ("progress", self.progress), ("status", self.status)]:
             widget.add_class(f"hpolab-{name}")
+        self.log_y = log_y
         self.figure = go.FigureWidget(layout={"template": "plotly_white", "height": 420,
                                               "xaxis_title": x, "yaxis_title": y,
                                               "yaxis_type": "log" if log_y else "linear"})
+        # what the figure plots: the objective, a hyperparameter, an accuracy... (any numeric
+        # column of the runs' rows; the choices grow as rows arrive)
+        self.plot = w.Dropdown(options=[y], value=y, description="plot")
+        self.plot.add_class("hpolab-plot")
+        self.plot.observe(lambda _: self._redraw_all(), names="value")
+        self._runs: list[tuple[object, list[dict]]] = []  # (trace, rows) of every run drawn
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self._stop.set())
         self.clear_button.on_click(lambda _: self.clear())
         controls[selector].observe(lambda _: self._show_used(), names="value")
         self._show_used()
-        buttons = w.HBox([self.run_button, self.stop_button, self.clear_button, self.progress])
+        buttons = w.HBox([self.run_button, self.stop_button, self.clear_button, self.progress, self.plot])
         self.widget = w.VBox([w.HBox(list(controls.values()), layout={"flex_flow": "row wrap"}),
                               buttons, self.status, self.figure])
         self.widget.add_class("hpolab-panel")
@@ -114,14 +126,16 @@ class RunPanel:
         self._thread.start()
 
     def _work(self, settings: dict, trace) -> None:
-        xs, ys = [], []
+        rows: list[dict] = []
+        self._runs.append((trace, rows))
         budget = self.total(settings)
+        last_draw = [time.monotonic()]
 
         def callback(row: dict) -> None:
-            xs.append(row[self.x])
-            ys.append(row[self.y])
-            if len(xs) % REFRESH_EVERY == 0:
-                self._draw(trace, xs, ys, row[self.x] / budget)
+            rows.append(row)
+            if len(rows) % REFRESH_EVERY == 0 or time.monotonic() - last_draw[0] > REFRESH_SECONDS:
+                self._draw(trace, rows, row.get(self.x, 0) / budget)
+                last_draw[0] = time.monotonic()
 
         try:
             history = self.run_one(**settings, callback=callback, should_stop=self._stop.is_set)
@@ -132,13 +146,35 @@ class RunPanel:
         except Exception as error:  # the panel reports; the kernel stays usable
             self.status.value = f"error: {type(error).__name__}: {error}"
         finally:
-            self._draw(trace, xs, ys, 1.0)
+            self._draw(trace, rows, 1.0)
             self.run_button.disabled, self.stop_button.disabled = False, True
 
-    def _draw(self, trace, xs, ys, fraction: float) -> None:
+    def _draw(self, trace, rows: list[dict], fraction: float) -> None:
+        column = self.plot.value
+        self._offer_columns(rows)
         with self.figure.batch_update():
-            trace.x, trace.y = list(xs), list(ys)
+            trace.x = [row.get(self.x) for row in rows]
+            trace.y = [row.get(column) for row in rows]
         self.progress.value = min(max(fraction, 0.0), 1.0)
+
+    def _offer_columns(self, rows: list[dict]) -> None:
+        """Let the plot menu offer every numeric column the rows carry (counters aside)."""
+        if not rows:
+            return
+        found = [k for k, v in rows[-1].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                 and k not in UNPLOTTED and k != self.x]
+        new = [k for k in found if k not in self.plot.options]
+        if new:
+            self.plot.options = [*self.plot.options, *new]
+
+    def _redraw_all(self) -> None:
+        """Draw every run's line again with the column the plot menu now shows."""
+        column = self.plot.value
+        with self.figure.batch_update():
+            for trace, rows in self._runs:
+                trace.y = [row.get(column) for row in rows]
+            self.figure.layout.yaxis.title.text = column
+            self.figure.layout.yaxis.type = "log" if self.log_y and column == self.y else "linear"
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the current run ends (for scripts and tests)."""
@@ -148,6 +184,7 @@ class RunPanel:
     def clear(self) -> None:
         """Remove every line and forget the runs."""
         self.figure.data = ()
+        self._runs.clear()
         self.histories.clear()
         self.progress.value = 0
         self.status.value = ""
@@ -186,7 +223,8 @@ def standard_control(name: str, value) -> w.Widget | None:
 
 
 def panel_for(run_one: Callable[..., History], methods: dict[str, str] | list[str], uses: dict[str, set[str]],
-              values: dict | None = None, extra: dict[str, w.Widget] | None = None, **panel_options) -> RunPanel:
+              values: dict | None = None, extra: dict[str, w.Widget] | None = None, selector: str = "method",
+              **panel_options) -> RunPanel:
     """A RunPanel built from a notebook's own parameters.
 
     Args:
@@ -198,6 +236,8 @@ def panel_for(run_one: Callable[..., History], methods: dict[str, str] | list[st
         ``{name: parameter.default}``); ``p_values`` / ``seeds`` lists give the first entry.
         A setting missing from it takes ``run_one``'s default.
       extra: further controls by keyword (added after the standard ones).
+      selector: the keyword the method choice is passed as (``"schedule"`` for a study whose
+        "methods" are schedules); ``values`` may name its value under that keyword.
       panel_options: passed to RunPanel (x, y, log_y, total).
     """
     import inspect
@@ -210,14 +250,16 @@ def panel_for(run_one: Callable[..., History], methods: dict[str, str] | list[st
                 if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
     options = list(methods.items()) if isinstance(methods, dict) else list(methods)
     choices = [v for _, v in options] if isinstance(methods, dict) else options
-    method = values.get("method", defaults.get("method"))
+    method = values.get(selector, values.get("method", defaults.get(selector)))
     controls: dict[str, w.Widget] = {
-        "method": w.Dropdown(options=options, value=method if method in choices else choices[0], description="method")}
+        selector: w.Dropdown(options=options, value=method if method in choices else choices[0], description=selector)}
     for name in ("p", "mu", "q", "W", "window", "iterations", "scale", "seed", "device"):
         if name in defaults:
-            value = values.get(name, defaults[name])
+            value = values.get(name)
+            if value is None or (name in ("q", "W", "window", "iterations") and value == 0):
+                value = defaults[name]  # 0 in a notebook's parameters means "the scale's default"
             control = standard_control(name, value) if value is not inspect.Parameter.empty else None
             if control is not None:
                 controls[name] = control
     controls.update(extra or {})
-    return RunPanel(run_one, controls, uses, **panel_options)
+    return RunPanel(run_one, controls, uses, selector=selector, **panel_options)

@@ -1,5 +1,7 @@
 """Shared fixtures: small problems and quiet warnings."""
 
+import os
+import tempfile
 import warnings
 
 import pytest
@@ -18,3 +20,8 @@ def _quiet_optuna():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         yield
+
+
+# Studies cache finished pieces under $HPOLAB_RUNS/cache (hpolab.cache): give the whole test
+# session, notebook kernels included, a fresh folder, so that every test computes what it checks.
+os.environ["HPOLAB_RUNS"] = tempfile.mkdtemp(prefix="hpolab-test-runs-")

@@ -150,3 +150,20 @@ def test_svhn_missing_from_the_data_folder_falls_back_to_mnist_with_a_note(tmp_p
 def test_bad_arguments_raise_an_error_naming_the_parameter(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_schedule_panel_draws_live_and_its_plot_menu_switches_to_a_learned_rate():
+    panel = fds_schedules.panel({"scale": "smoke", "device": "cpu", "W": 4, "outer_steps": 2})
+    assert panel.controls["method"].value == "fds" and panel.controls["W"].value == 4
+    panel.controls["W"].value = 8  # the smoke run's T: one rate for the whole run
+    panel.start()
+    panel.wait(120)
+    (history,) = panel.histories
+    assert history.status == "finished" and len(history.frame) == 3
+    trace = panel.figure.data[0]
+    assert list(trace.y) == history.frame["test_accuracy"].tolist()
+    assert {"lr", "objective", "test_accuracy"} <= set(panel.plot.options)
+    panel.plot.value = "lr"
+    assert list(trace.y) == history.frame["lr"].tolist() and trace.y[0] == 0.0
+    panel.controls["method"].value = "non-greedy"
+    assert panel.controls["W"].layout.display == "none"

@@ -65,8 +65,8 @@ def test_panel_runs_in_background_and_adds_a_line_per_run():
     panel.start()
     panel.wait(60)
     assert [trace.name for trace in panel.figure.data] == [
-        "function=sphere, method=jd, p=0.3, iterations=60, seed=0, device=cpu",
-        "function=sphere, method=ajd, p=0.3, mu=0.001, ajd_step_scale=1, iterations=60, seed=0, device=cpu",
+        "method=jd, p=0.3, iterations=60, seed=0, device=cpu, function=sphere",
+        "method=ajd, p=0.3, mu=0.001, iterations=60, seed=0, device=cpu, function=sphere, ajd_step_scale=1",
     ]
     assert [h.label for h in panel.histories] == ["JD p=0.3", "AJD p=0.3"]
     assert len(panel.figure.data[0].y) == len(panel.histories[0].frame)

@@ -121,7 +121,7 @@ budget, the seed and the device, then **Run**: the training accuracy is drawn li
 run adds a line; **Stop** ends a run and keeps what it computed; **Clear** starts over."""
 
 PANEL = """\
-jd_mnist.panel(scale=scale, iterations=result.parameters["iterations"], device=device)"""
+jd_mnist.panel(globals(), iterations=result.parameters["iterations"])"""
 
 LOOK = """\
 ## What to look at

@@ -239,7 +239,7 @@ def cells():
         new_code_cell('print("\\n".join(stn.findings(result)))', metadata={"tags": ["nbval-ignore-output"]}),
         new_markdown_cell(CPU_FINDINGS),
         new_markdown_cell(PANEL_TEXT),
-        new_code_cell("stn.panel(scale=scale, device=device)", metadata={"tags": ["nbval-ignore-output"]}),
+        new_code_cell("stn.panel(globals())", metadata={"tags": ["nbval-ignore-output"]}),
         new_markdown_cell(LOOK_TEXT),
     ]
 

@@ -196,7 +196,7 @@ a line.
 """
 
 PANEL = """\
-local_sgd.panel(task=tasks[0], scale=scale, device=device)
+local_sgd.panel(globals(), task=tasks[0])
 """
 
 LOOK = """\

@@ -48,6 +48,7 @@ class Watch:
         self.message = ""
 
     def diverged(self, loss: torch.Tensor, step: int) -> bool:
+        loss = loss.detach()
         worst = float(loss.max()) if loss.dim() else float(loss)
         if self.first is None and worst == worst:
             self.first = max(abs(worst), 1.0)

@@ -18,7 +18,7 @@ negative learning rate, say, when h sits near 0).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import NamedTuple, Sequence
 
@@ -44,21 +44,42 @@ class Evaluated(NamedTuple):
 
 
 def spread_validation_losses(replicas: Sequence[InnerTask], hyper: Hyperparameters, points: torch.Tensor,
-                             seed: int, batched: bool = True, meter: Meter | None = None) -> Evaluated:
+                             seed: int, batched: bool = True, meter: Meter | None = None,
+                             executor: Executor | None = None) -> Evaluated:
     """:func:`validation_losses` with the rows of ``points`` split into one contiguous share per
-    replica (the same task built on each device), the shares trained at once, one thread each.
-    Losses come back in the order of ``points``, weights on the first replica's device."""
+    replica, the shares trained at once. Losses come back in the order of ``points``, weights on
+    the first replica's device.
+
+    Without ``executor``, ``replicas`` is the same task built on each device and each share runs
+    in a thread of its own. With one (a ``concurrent.futures`` executor, e.g. a Dask cluster's
+    ``client.get_executor()``), every share is submitted to it: with a cluster, the replicas
+    (they may all be the same task) travel to the workers, which train and send back the losses
+    and final weights."""
     shares = [share for share in torch.tensor_split(points, len(replicas)) if len(share)]
-    counters = [SimpleNamespace(gradient_evaluations=0, function_evaluations=0) for _ in shares]
-    with ThreadPoolExecutor(len(shares)) as pool:
-        parts = list(pool.map(lambda job: validation_losses(job[0], hyper, job[1], seed, batched, job[2]),
-                              zip(replicas, shares, counters)))
+    own_pool = executor is None
+    pool = ThreadPoolExecutor(len(shares)) if own_pool else executor
+    try:
+        futures = [pool.submit(_evaluate_share, task, hyper, share, seed, batched)
+                   for task, share in zip(replicas, shares)]
+        results = [future.result() for future in futures]
+    finally:
+        if own_pool:
+            pool.shutdown()
+    parts = [part for part, _ in results]
     if meter is not None:
-        meter.gradient_evaluations += sum(c.gradient_evaluations for c in counters)
-        meter.function_evaluations += sum(c.function_evaluations for c in counters)
+        meter.gradient_evaluations += sum(c["gradient_evaluations"] for _, c in results)
+        meter.function_evaluations += sum(c["function_evaluations"] for _, c in results)
     thetas = torch.cat([part.thetas.to(parts[0].thetas.device) for part in parts])
     failed = [part.message for part in parts if part.diverged]
     return Evaluated(torch.cat([part.losses for part in parts]), thetas, bool(failed), failed[0] if failed else "")
+
+
+def _evaluate_share(task: InnerTask, hyper: Hyperparameters, share: torch.Tensor, seed: int,
+                    batched: bool) -> tuple[Evaluated, dict]:
+    """One share's :func:`validation_losses` and its counts (a plain dict: it may cross processes)."""
+    counter = SimpleNamespace(gradient_evaluations=0, function_evaluations=0)
+    evaluated = validation_losses(task, hyper, share, seed, batched, counter)
+    return evaluated, vars(counter)
 
 
 def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Tensor, seed: int,
@@ -86,7 +107,8 @@ def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Ten
 
 def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, directions: str = "gaussian",
                                batched: bool = True, limits: tuple[torch.Tensor, torch.Tensor] | None = None,
-                               replicas: Sequence[InnerTask] | None = None) -> Hypergradient:
+                               replicas: Sequence[InnerTask] | None = None,
+                               executor: Executor | None = None) -> Hypergradient:
     theta = task.init(seed)
     with Meter(theta.device) as meter:
         h = hyper.pack()
@@ -99,7 +121,10 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
         points = torch.cat([h[None], h + mu * u])
         if limits is not None:
             points = torch.clamp(points, limits[0].to(points), limits[1].to(points))
-        if replicas and len(replicas) > 1:
+        if executor is not None:  # one run per job, on the executor's workers
+            evaluated = spread_validation_losses(list(replicas or [task]) * len(points), hyper, points, seed,
+                                                 batched, meter, executor)
+        elif replicas and len(replicas) > 1:
             evaluated = spread_validation_losses(replicas, hyper, points, seed, batched, meter)
         else:
             evaluated = validation_losses(task, hyper, points, seed, batched, meter)
@@ -112,7 +137,7 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
 
 def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", batched: bool = True,
                  limits: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 replicas: Sequence[InnerTask] | None = None) -> Estimator:
+                 replicas: Sequence[InnerTask] | None = None, executor: Executor | None = None) -> Estimator:
     """HOZOG's zeroth-order hypergradient from q + 1 trainings.
 
     Args:
@@ -125,12 +150,15 @@ def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", bat
         trains at its point projected onto this box.
       replicas: the task built once per device (e.g. every GPU): the q + 1 runs are split
         among them and trained at the same time (see :func:`spread_validation_losses`).
+      executor: a ``concurrent.futures`` executor, e.g. ``hpolab.distributed.cluster(address)``'s
+        (a Dask cluster): each of the q + 1 runs is one job on it. The estimate is the same
+        as on one device (every run trains from the same seed).
     """
     check_count("q", q, minimum=1)
     check_positive("mu", mu)
     check_choice("directions", directions, DIRECTIONS)
 
     def estimate(task, hyper, seed):
-        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched, limits, replicas)
+        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched, limits, replicas, executor)
 
     return estimate

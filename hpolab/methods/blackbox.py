@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import Executor
 from typing import NamedTuple
 
 import optuna
@@ -255,7 +256,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, reference:
 
 def blackbox_search(task: InnerTask, hyper: Hyperparameters, limits, sampler: str = "random",
                     pruner: str | None = None, seed: int | None = None, min_steps: int | None = None,
-                    label: str | None = None, *, log=()) -> Method:
+                    label: str | None = None, *, log=(), executor: Executor | None = None,
+                    parallel: int = 1) -> Method:
     """Black-box tuning of ``hyper.learn`` for ``task``: one Optuna trial per update.
 
     Args:
@@ -271,6 +273,12 @@ def blackbox_search(task: InnerTask, hyper: Hyperparameters, limits, sampler: st
         only with ``pruner="hyperband"``.
       label: how plots name the method (default from the sampler and pruner).
       log: names of learned hyperparameters sampled on a log scale (e.g. ``("lr",)``).
+      executor: a ``concurrent.futures`` executor (e.g. a Dask cluster's, see
+        :mod:`hpolab.distributed`): each update then asks Optuna for ``parallel`` trials, trains
+        them as jobs on it at the same time, and tells Optuna every result. The update's row is
+        the best trial of the batch (kind ``"trial batch"``, ``trials_in_step`` = parallel).
+        Only without a pruner: Hyperband decides at each rung from the study in this process.
+      parallel: trials per update with an executor, >= 1.
 
     Returns:
       A :class:`~hpolab.protocol.Method` whose rows are trials (see the module docstring).
@@ -281,6 +289,10 @@ def blackbox_search(task: InnerTask, hyper: Hyperparameters, limits, sampler: st
     if seed is not None:
         check_count("seed", seed)
     min_steps = _check_min_steps(min_steps, pruner, hyper.horizon)
+    check_count("parallel", parallel, minimum=1)
+    if executor is not None and pruner is not None:
+        raise ValueError(f"executor works only with pruner=None (Hyperband prunes from the study in this "
+                         f"process), got pruner={pruner!r}")
     space = search_space(hyper, limits, tuple(log))
     rungs = rung_steps(hyper.horizon, min_steps) if pruner else frozenset()
     name = PRESET_NAMES.get((sampler, pruner), f"blackbox-{sampler}" + (f"-{pruner}" if pruner else ""))
@@ -290,7 +302,32 @@ def blackbox_search(task: InnerTask, hyper: Hyperparameters, limits, sampler: st
         reference = float(oracle.value(x0, y0))  # the untrained validation loss, counted
         return BlackboxState(x0, y0, study, x0, reference, 0, "start")
 
+    def update_in_parallel(state, oracle, generator):
+        seeds = [seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
+                 for _ in range(parallel)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trials = [state.study.ask(space) for _ in range(parallel)]
+        points = [torch.tensor([t.params[n] for n in space], dtype=state.y.dtype, device=state.y.device)
+                  for t in trials]
+        futures = [executor.submit(_train_trial, task, hyper, point, run_seed, None, frozenset(), state.reference)
+                   for point, run_seed in zip(points, seeds)]
+        outcomes = [future.result() for future in futures]
+        oracle.charge(Cost(gradient_evaluations=sum(o.steps for o in outcomes),
+                           function_evaluations=sum(o.evaluations for o in outcomes)))
+        told = [_tell(state.study, trial, outcome, state.reference) for trial, outcome in zip(trials, outcomes)]
+        ranked = sorted(range(parallel), key=lambda i: (outcomes[i].kind != "trial", told[i]))
+        best = outcomes[ranked[0]]
+        x = state.x0 if best.kind == "diverged trial" else best.theta.detach().to(state.x0.device)
+        extras = {"trial_steps": sum(o.steps for o in outcomes), "trial_value": told[ranked[0]],
+                  "trials_in_step": parallel, "diverged_in_step": sum(o.kind == "diverged trial" for o in outcomes)}
+        kind = "trial batch" if best.kind == "trial" else best.kind
+        return state._replace(x=x, y=points[ranked[0]], trials=state.trials + parallel, kind=kind,
+                              message=best.message, extras=extras)
+
     def update(state, oracle, generator):
+        if executor is not None:
+            return update_in_parallel(state, oracle, generator)
         run_seed = seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # samplers' notes on independent sampling
@@ -326,8 +363,10 @@ DEFAULT_LABELS = {
 
 def _preset(sampler: str, pruner: str | None):
     def factory(task: InnerTask, hyper: Hyperparameters, limits, seed: int | None = None,
-                min_steps: int | None = None, label: str | None = None, *, log=()) -> Method:
-        return blackbox_search(task, hyper, limits, sampler, pruner, seed, min_steps, label, log=log)
+                min_steps: int | None = None, label: str | None = None, *, log=(), executor=None,
+                parallel: int = 1) -> Method:
+        return blackbox_search(task, hyper, limits, sampler, pruner, seed, min_steps, label, log=log,
+                               executor=executor, parallel=parallel)
 
     name = PRESET_NAMES[(sampler, pruner)]
     factory.__name__ = name.replace("-", "_")

@@ -129,7 +129,8 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     state = outer.init(hyper.pack())
     rows: list[dict] = []
     status, message = "finished", ""
-    with progress_bar(total=steps + 1, desc=label, disable=not progress, leave=False) as bar:
+    total = steps + 1 if max_seconds is None else None  # a time budget: the count is open-ended
+    with progress_bar(total=total, desc=label, disable=not progress, leave=False) as bar:
         for k in range(steps + 1):
             piece = f"{label}-{'final' if k == steps else 'step'}{k}"
             cached = cache.load(piece) if cache is not None else None

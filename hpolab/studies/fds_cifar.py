@@ -234,14 +234,14 @@ def run_one(method: str = "fds-reverse", W: int = 1, outer_steps: int = 4, hyper
                    should_stop=should_stop)
 
 
-def panel(values: dict | None = None):
+def panel(values: dict | None = None, **overrides):
     """Study 10's panel: FDS (forward or reverse mode; W in epochs, outer steps) or HD
     (its hypergradient learning rate), seed, scale, device; live test accuracy."""
     import ipywidgets as w
 
     from hpolab.widgets import panel_for
 
-    values = dict(values or {})
+    values = {**(values or {}), **overrides}
     values.setdefault("W", 1)
     extra = {
         "outer_steps": w.BoundedIntText(value=values.get("outer_steps") or 4, min=1, max=200, description="outer steps"),

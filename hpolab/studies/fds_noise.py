@@ -270,14 +270,14 @@ def run_one(method: str = "non-greedy", W: int = 1, lr: float = 0.01, seed: int 
     return History(frame, method, label, task.name, seed, config={"W": W, "lr": lr})
 
 
-def panel(values: dict | None = None):
+def panel(values: dict | None = None, **overrides):
     """Study 08's widget panel: estimator, W, lr, seed, scale, device; each run draws one
     seed's shared hypergradients against the inner step."""
     import ipywidgets as w
 
     from hpolab.widgets import panel_for
 
-    values = dict(values or {})
+    values = {**(values or {}), **overrides}
     extra = {"lr": w.FloatLogSlider(value=values.get("lr", 0.01), base=10, min=-4, max=0, step=0.1,
                                     description="lr", readout_format=".1e")}
     return panel_for(run_one, PANEL_METHODS, {"non-greedy": {"W"}, "greedy": {"W"}}, values, extra,

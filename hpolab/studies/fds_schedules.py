@@ -183,8 +183,10 @@ def findings(result: ScheduleResult) -> list[str]:
 
     if "greedy" in by and "fds" in by:
         g, f = by["greedy"], by["fds"]
-        smaller = table.loc[g, "mean lr"] < table.loc[f, "mean lr"]
-        lines.append(f"greedy learns {'smaller' if smaller else 'larger'} rates than FDS: mean lr "
+        ratio = table.loc[g, "mean lr"] / table.loc[f, "mean lr"] if table.loc[f, "mean lr"] else math.nan
+        relation = ("the same rates as" if abs(ratio - 1) < 0.01 else
+                    "smaller rates than" if ratio < 1 else "larger rates than")
+        lines.append(f"greedy learns {relation} FDS: mean lr "
                      f"{table.loc[g, 'mean lr']:.4g} against {table.loc[f, 'mean lr']:.4g}; test accuracy "
                      f"{acc(g)} against {acc(f)}.")
     if "non-greedy" in by and "fds" in by:
@@ -258,14 +260,14 @@ def run_one(method: str = "fds", W: int = 20, gamma: float = 0.01, outer_steps: 
                           progress=False, callback=callback, should_stop=should_stop)
 
 
-def panel(values: dict | None = None):
+def panel(values: dict | None = None, **overrides):
     """Study 09's widget panel: method, W, gamma, outer steps, seed, scale, device; the live
     figure draws the test accuracy of each outer step's run."""
     import ipywidgets as w
 
     from hpolab.widgets import panel_for
 
-    values = dict(values or {})
+    values = {**(values or {}), **overrides}
     extra = {
         "gamma": w.FloatLogSlider(value=values.get("gamma", 0.01), base=10, min=-4, max=0, step=0.1,
                                   description="gamma", readout_format=".1e"),

@@ -359,31 +359,31 @@ def run_one(task: str = "mnist-mlp", scale: str = "cpu", optimizer: str = "sgdn"
     return train_setting(setting, data, epochs, seed, 128, torch_device, callback=callback, should_stop=should_stop)
 
 
-def panel(task: str = "mnist-mlp", scale: str = "cpu", device: str = "cpu"):
-    """The widget panel of studies 06 and 07: optimizer, schedule, alpha_0, beta, epochs, seed, device."""
+def panel(values: dict | None = None, **overrides):
+    """The widget panel of studies 06 and 07, from the notebook's parameters (``globals()``) and
+    ``overrides``: schedule, scale, seed, device, optimizer, alpha_0, beta, epochs."""
+    import functools
+
     import ipywidgets as w
 
-    from hpolab.widgets import RunPanel, device_dropdown
+    from hpolab.widgets import panel_for
 
-    n_train = _sizes(scale, task)[0]
-    controls = {
+    values = {**(values or {}), **overrides}
+    task = values.get("task") or (values.get("tasks") or ["mnist-mlp"])[0]
+    scale = values.get("scale") or "cpu"
+    extra = {
         "optimizer": w.Dropdown(options=[("SGD", "sgd"), ("SGDN", "sgdn"), ("Adam", "adam")], value="sgdn",
                                 description="optimizer"),
-        "schedule": w.Dropdown(options=[("constant", "constant"), ("HD", "hd"), ("lr-decay", "decay")], value="hd",
-                               description="schedule"),
         "lr": w.FloatLogSlider(value=0.01, base=10, min=-6, max=0, step=0.25, description="alpha_0",
                                readout_format=".1e"),
         "hypergrad_lr": w.FloatLogSlider(value=1e-3, base=10, min=-9, max=-1, step=0.5, description="beta",
                                          readout_format=".0e"),
         "epochs": w.BoundedIntText(value=1, min=1, max=500, description="epochs"),
-        "seed": w.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed"),
-        "device": device_dropdown(device),
     }
+    n_train = _sizes(scale, task)[0]
     steps_per_epoch = (n_train or (60_000 if task == "mnist-mlp" else 5085)) // 128
     uses = {"hd": {"hypergrad_lr"}, "constant": set(), "decay": set()}
-
-    def run(**settings):
-        return run_one(task=task, scale=scale, **settings)
-
-    return RunPanel(run, controls, uses, x="step", y="objective", total=lambda s: s["epochs"] * steps_per_epoch,
-                    selector="schedule")
+    values.setdefault("schedule", "hd")
+    return panel_for(functools.partial(run_one, task=task), {"constant": "constant", "HD": "hd", "lr-decay": "decay"},
+                     uses, values, extra, selector="schedule", x="step", y="objective",
+                     total=lambda s: s["epochs"] * steps_per_epoch)

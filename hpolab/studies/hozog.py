@@ -260,28 +260,34 @@ def _cached_split(dataset, limit, max_features, device) -> Split:
     return _SPLITS[key]
 
 
-def logreg_panel(scale: str = "cpu", dataset: str = "a9a", device: str = "cpu"):
-    """Study 03's widget panel: dataset, method, q, mu, gamma, seconds, device."""
+def _gamma_slider(value: float, low: float, high: float):
     import ipywidgets as w
 
-    from hpolab.widgets import RunPanel, device_dropdown, mu_slider
+    return w.FloatLogSlider(value=value, base=10, min=low, max=high, step=0.25, description="gamma")
 
-    controls = {
-        "dataset": w.Dropdown(options=list(LOGREG_DATASETS), value=dataset, description="dataset"),
-        "method": w.Dropdown(options=[(LABELS[m], m) for m in LOGREG_METHODS], value="hozog", description="method"),
-        "q": w.BoundedIntText(value=1, min=1, max=64, description="q"),
-        "mu": mu_slider(0.01),
-        "gamma": w.FloatLogSlider(value=DEFAULT_GAMMA, base=10, min=-2, max=3, step=0.25, description="gamma"),
-        "seconds": w.BoundedFloatText(value=10.0, min=1.0, max=3600.0, description="seconds"),
-        "device": device_dropdown(device),
-    }
+
+def _seconds_box(value: float):
+    import ipywidgets as w
+
+    return w.BoundedFloatText(value=value, min=1.0, max=36_000.0, description="seconds")
+
+
+def logreg_panel(values: dict | None = None, **overrides):
+    """Study 03's widget panel, from the notebook's parameters (``globals()``) and ``overrides``:
+    method, q, mu, scale, device, dataset, gamma, seconds."""
+    import ipywidgets as w
+
+    from hpolab.widgets import panel_for
+
+    values = {**(values or {}), **overrides}
+    dataset = values.get("dataset") or (values.get("datasets") or ["a9a"])[0]
+    extra = {"dataset": w.Dropdown(options=list(LOGREG_DATASETS), value=dataset, description="dataset"),
+             "gamma": _gamma_slider(values.get("gamma") or DEFAULT_GAMMA, -2, 3),
+             "seconds": _seconds_box(values.get("seconds") or 10.0)}
     uses = {"hozog": {"q", "mu", "gamma"}, "forward": {"gamma"}, "reverse": {"gamma"}, "implicit": {"gamma"},
             "random-search": set(), "bayesian": set(), "bohb": set()}
-
-    def run_one(**settings):
-        return logreg_run_one(scale=scale, **settings)
-
-    return RunPanel(run_one, controls, uses, x="wall_time", y="objective", total=lambda s: s["seconds"])
+    return panel_for(logreg_run_one, {LABELS[m]: m for m in LOGREG_METHODS}, uses, values, extra,
+                     x="wall_time", y="objective", total=lambda s: s["seconds"])
 
 
 # Study 05: data hyper-cleaning. (n_train, n_val, n_test, groups, inner steps T, seconds per method)
@@ -422,35 +428,33 @@ def cleaning_findings(result: StudyResult, tolerance: float = 1e-2) -> list[str]
     return lines
 
 
-def cleaning_panel(scale: str = "cpu", device: str = "cpu"):
-    """Study 05's widget panel: method, q, mu, gamma, seconds, device."""
-    import ipywidgets as w
-
-    from hpolab.widgets import RunPanel, device_dropdown, mu_slider
-
+def cleaning_run_one(method: str = "hozog", q: int = 5, mu: float = 0.1, gamma: float = CLEANING_GAMMA,
+                     seconds: float = 30.0, scale: str = "cpu", device: str = "cpu", callback=None,
+                     should_stop=None) -> History:
+    """One method on the scale's hyper-cleaning data for ``seconds`` (what the panel runs)."""
     n_train, n_val, n_test, n_groups, horizon, _ = CLEANING_SIZES[check_scale(scale)][0]
-    controls = {
-        "method": w.Dropdown(options=[(LABELS[m], m) for m in CLEANING_METHODS], value="hozog", description="method"),
-        "q": w.BoundedIntText(value=5, min=1, max=64, description="q"),
-        "mu": mu_slider(0.1),
-        "gamma": w.FloatLogSlider(value=CLEANING_GAMMA, base=10, min=0, max=4, step=0.25, description="gamma"),
-        "seconds": w.BoundedFloatText(value=30.0, min=1.0, max=3600.0, description="seconds"),
-        "device": device_dropdown(device),
-    }
+    key = ("cleaning", n_train, n_val, n_test, n_groups, str(resolve_device(device)))
+    if key not in _SPLITS:
+        _SPLITS[key] = cleaning_data(n_train, n_val, n_test, n_groups, device=resolve_device(device))
+    data = _SPLITS[key]
+    task, hyper = cleaning_setting(data, horizon)
+    built = tuning_method(method, task, hyper, box(hyper, {"example_weights": CLEANING_BOX}), q, mu, gamma,
+                          directions="sphere")
+    return run(built, tuning_problem(task, hyper, test=data.split.test), 10**12, seed=0, max_seconds=seconds,
+               callback=callback, should_stop=should_stop)
+
+
+def cleaning_panel(values: dict | None = None, **overrides):
+    """Study 05's widget panel, from the notebook's parameters (``globals()``) and ``overrides``:
+    method, q, mu, scale, device, gamma, seconds."""
+    from hpolab.widgets import panel_for
+
+    values = {**(values or {}), **overrides}
+    extra = {"gamma": _gamma_slider(values.get("gamma") or CLEANING_GAMMA, 0, 4),
+             "seconds": _seconds_box(values.get("seconds") or 30.0)}
     uses = {"hozog": {"q", "mu", "gamma"}, "reverse": {"gamma"}, "random-search": set(), "bohb": set()}
-
-    def run_one(method, q, mu, gamma, seconds, device, callback=None, should_stop=None):
-        key = ("cleaning", n_train, n_val, n_test, n_groups, str(resolve_device(device)))
-        if key not in _SPLITS:
-            _SPLITS[key] = cleaning_data(n_train, n_val, n_test, n_groups, device=resolve_device(device))
-        data = _SPLITS[key]
-        task, hyper = cleaning_setting(data, horizon)
-        built = tuning_method(method, task, hyper, box(hyper, {"example_weights": CLEANING_BOX}), q, mu, gamma,
-                              directions="sphere")
-        return run(built, tuning_problem(task, hyper, test=data.split.test), 10**12, seed=0, max_seconds=seconds,
-                   callback=callback, should_stop=should_stop)
-
-    return RunPanel(run_one, controls, uses, x="wall_time", y="objective", total=lambda s: s["seconds"])
+    return panel_for(cleaning_run_one, {LABELS[m]: m for m in CLEANING_METHODS}, uses, values, extra,
+                     x="wall_time", y="objective", total=lambda s: s["seconds"])
 
 
 # Study 04: one learning rate per epoch. (train images, validation images, epochs, batch, seconds per method)
@@ -543,28 +547,26 @@ def schedule_findings(result: StudyResult, tolerance: float = 0.02) -> list[str]
     return lines
 
 
-def schedule_panel(scale: str = "cpu", device: str = "cpu"):
-    """Study 04's widget panel: method, q, mu, gamma, seconds, device."""
-    import ipywidgets as w
+def schedule_run_one(method: str = "hozog", q: int = 3, mu: float = 0.02, gamma: float = 0.01,
+                     seconds: float = 60.0, scale: str = "cpu", device: str = "cpu", callback=None,
+                     should_stop=None) -> History:
+    """One method on study 04's schedule for ``seconds`` (what the panel runs)."""
+    torch_device = resolve_device(device)
+    task, hyper, test = schedule_setting(scale, torch_device)
+    built = tuning_method(method, task, hyper, box(hyper, {"lr": SCHEDULE_BOX}), q, mu, gamma,
+                          batched=batch_hozog_runs("auto", torch_device))
+    return run(built, tuning_problem(task, hyper, test=test), 10**12, seed=0, max_seconds=seconds,
+               callback=callback, should_stop=should_stop)
 
-    from hpolab.widgets import RunPanel, device_dropdown, mu_slider
 
-    controls = {
-        "method": w.Dropdown(options=[(LABELS[m], m) for m in SCHEDULE_METHODS], value="hozog", description="method"),
-        "q": w.BoundedIntText(value=3, min=1, max=64, description="q"),
-        "mu": mu_slider(0.02),
-        "gamma": w.FloatLogSlider(value=0.01, base=10, min=-4, max=1, step=0.25, description="gamma"),
-        "seconds": w.BoundedFloatText(value=60.0, min=1.0, max=36_000.0, description="seconds"),
-        "device": device_dropdown(device),
-    }
+def schedule_panel(values: dict | None = None, **overrides):
+    """Study 04's widget panel, from the notebook's parameters (``globals()``) and ``overrides``:
+    method, q, mu, scale, device, gamma, seconds."""
+    from hpolab.widgets import panel_for
+
+    values = {**(values or {}), **overrides}
+    extra = {"gamma": _gamma_slider(values.get("gamma") or 0.01, -4, 1),
+             "seconds": _seconds_box(values.get("seconds") or 60.0)}
     uses = {"hozog": {"q", "mu", "gamma"}, "random-search": set(), "bayesian": set(), "bohb": set()}
-
-    def run_one(method, q, mu, gamma, seconds, device, callback=None, should_stop=None):
-        torch_device = resolve_device(device)
-        task, hyper, test = schedule_setting(scale, torch_device)
-        built = tuning_method(method, task, hyper, box(hyper, {"lr": SCHEDULE_BOX}), q, mu, gamma,
-                              batched=batch_hozog_runs("auto", torch_device))
-        return run(built, tuning_problem(task, hyper, test=test), 10**12, seed=0, max_seconds=seconds,
-                   callback=callback, should_stop=should_stop)
-
-    return RunPanel(run_one, controls, uses, x="wall_time", y="objective", total=lambda s: s["seconds"])
+    return panel_for(schedule_run_one, {LABELS[m]: m for m in SCHEDULE_METHODS}, uses, values, extra,
+                     x="wall_time", y="objective", total=lambda s: s["seconds"])

@@ -373,28 +373,24 @@ def run_one(method: str = "jd", p: float = 0.5, lr: float = LR, eta0: float = LR
                    should_stop=should_stop)
 
 
-def panel(scale: str = "cpu", iterations: int = 3000, device: str = "cpu"):
-    """The study's widget panel: method (JD or a fixed reference), p, step, eta0, batch size,
-    budget, seed, device; draws the training accuracy live."""
+def panel(values: dict | None = None, **overrides):
+    """The study's widget panel, built from the notebook's parameters (``globals()``) and
+    ``overrides``: method (JD or a fixed reference), p, iterations, scale, seed, device, step,
+    eta0, batch size; draws the training accuracy live."""
     import ipywidgets as w
 
-    from hpolab.widgets import RunPanel, device_dropdown, p_slider
+    from hpolab.widgets import panel_for
 
-    controls = {
-        "method": w.Dropdown(options=[("JD", "jd"), ("ReLU (fixed)", "relu"), ("linear (fixed)", "linear")],
-                             value="jd", description="method"),
-        "p": p_slider(0.5),
-        "lr": w.FloatLogSlider(value=LR, base=10, min=-3, max=0, step=0.125, description="step 1/beta_x",
+    values = {**(values or {}), **overrides}
+    lr = float(values.get("lr") or LR)
+    extra = {
+        "lr": w.FloatLogSlider(value=lr, base=10, min=-3, max=0, step=0.125, description="step 1/beta_x",
                                readout_format=".3g"),
-        "eta0": w.BoundedFloatText(value=LR, min=0.0, max=1.0, step=0.05, description="eta0"),
-        "batch_size": w.Dropdown(options=[32, 64, 128, 256, 512, 1000], value=BATCH_SIZE, description="batch"),
-        "iterations": w.BoundedIntText(value=iterations, min=10, max=100_000, step=500, description="iterations"),
-        "seed": w.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed"),
-        "device": device_dropdown(device),
+        "eta0": w.BoundedFloatText(value=float(values.get("eta0") or lr), min=0.0, max=1.0, step=0.05,
+                                   description="eta0"),
+        "batch_size": w.Dropdown(options=[32, 64, 128, 256, 512, 1000], value=values.get("batch_size") or BATCH_SIZE,
+                                 description="batch"),
     }
-
-    def run_panel(**settings):
-        return run_one(scale=scale, **settings)
-
-    return RunPanel(run_panel, controls, {"jd": {"p"}, "relu": set(), "linear": set()}, y="train_accuracy",
-                    log_y=False)
+    methods = {"JD": "jd", "ReLU (fixed)": "relu", "linear (fixed)": "linear"}
+    return panel_for(run_one, methods, {"jd": {"p"}, "relu": set(), "linear": set()}, values, extra,
+                     y="train_accuracy", log_y=False)

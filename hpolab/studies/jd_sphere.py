@@ -155,26 +155,24 @@ def run_one(
     return run(built, problem, iterations, seed=seed, callback=callback, should_stop=should_stop)
 
 
-def panel(function: str = "sphere", method: str = "jd", p: float = 0.5, mu: float = 1e-3,
-          iterations: int = 1000, seed: int = 0, device: str = "cpu"):
-    """The study's widget panel: function, method, p, mu, AJD step, budget, seed, device."""
+def panel(values: dict | None = None, **overrides):
+    """The study's widget panel, built from the notebook's parameters (``globals()``) and
+    ``overrides``: method, p, mu, iterations, seed, device, function and AJD step."""
     import ipywidgets as w
 
-    from hpolab.widgets import RunPanel, device_dropdown, mu_slider, p_slider
+    from hpolab.widgets import panel_for
 
-    controls = {
+    values = {**(values or {}), **overrides}
+    function = values.get("function") or (values.get("functions") or ["sphere"])[0]
+    extra = {
         "function": w.Dropdown(options=list(ALL_FUNCTIONS), value=function, description="function"),
-        "method": w.Dropdown(options=[("JD", "jd"), ("AJD", "ajd"), ("Alternating BO", "alt-bo"),
-                                      ("Alternating ZO", "alt-zo")], value=method, description="method"),
-        "p": p_slider(p),
-        "mu": mu_slider(mu),
-        "ajd_step_scale": w.BoundedFloatText(value=1.0, min=0.1, max=100.0, step=0.5, description="AJD step x"),
-        "iterations": w.BoundedIntText(value=iterations, min=10, max=100_000, step=100, description="iterations"),
-        "seed": w.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed"),
-        "device": device_dropdown(device),
+        "ajd_step_scale": w.BoundedFloatText(value=float(values.get("ajd_step_scale") or
+                                                         (values.get("ajd_step_scales") or [1.0])[0]),
+                                             min=0.1, max=100.0, step=0.5, description="AJD step x"),
     }
+    methods = {"JD": "jd", "AJD": "ajd", "Alternating BO": "alt-bo", "Alternating ZO": "alt-zo"}
     uses = {"jd": {"p"}, "ajd": {"p", "mu", "ajd_step_scale"}, "alt-zo": {"mu"}, "alt-bo": set()}
-    return RunPanel(run_one, controls, uses)
+    return panel_for(run_one, methods, uses, values, extra)
 
 
 def _mean_best(histories: Sequence[History], name: str, p: float | None = None) -> float:

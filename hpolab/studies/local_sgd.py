@@ -440,30 +440,34 @@ def run_one(task: str = "a9a-logreg", scale: str = "cpu", schedule: str = "const
                     steps=steps, seed=seed, device=device, callback=callback, should_stop=should_stop)
 
 
-def panel(task: str = "a9a-logreg", scale: str = "cpu", device: str = "cpu", x: str = "round"):
-    """The widget panel: schedule, H (the period, or the cap of a growing schedule), P,
-    lr, b, steps, seed and device; each run adds its line of the training objective against
-    communication rounds (``x="step"``: local steps)."""
+def panel(values: dict | None = None, x: str = "round", **overrides):
+    """The widget panel, from the notebook's parameters (``globals()``) and ``overrides``:
+    schedule, scale, seed, device, H (the period, or the cap of a growing schedule), P, lr, its
+    decay, b, steps; each run adds its line of the training objective against communication
+    rounds (``x="step"``: local steps)."""
+    import functools
+
     import ipywidgets as w
 
-    from hpolab.widgets import RunPanel, device_dropdown
+    from hpolab.widgets import panel_for
 
-    default_steps = _sizes(scale, task)[2]
-    controls = {
-        "schedule": w.Dropdown(options=["constant", "growing", "plateau"], value="constant", description="schedule"),
+    values = {**(values or {}), **overrides}
+    task = values.get("task") or (values.get("tasks") or ["a9a-logreg"])[0]
+    scale = values.get("scale") or "cpu"
+    rates = values.get("learning_rates") or LEARNING_RATES
+    extra = {
         "H": w.Dropdown(options=[1, 2, 4, 8, 16, 32, 64, 128, 256], value=16, description="H / max H"),
-        "workers": w.Dropdown(options=[1, 2, 4, 8, 16, 32, 64], value=16, description="P workers"),
-        "lr": w.FloatLogSlider(value=LEARNING_RATES[task], base=10, min=-3, max=1.5, step=0.125,
+        "workers": w.Dropdown(options=[1, 2, 4, 8, 16, 32, 64], value=values.get("workers") or 16,
+                              description="P workers"),
+        "lr": w.FloatLogSlider(value=rates.get(task, LEARNING_RATES[task]), base=10, min=-3, max=1.5, step=0.125,
                                description="lr gamma_0", readout_format=".3g"),
-        "lr_decay": w.FloatSlider(value=LR_DECAY, min=0.0, max=1.0, step=0.05, description="lr decay alpha"),
-        "batch_size": w.Dropdown(options=[1, 2, 4, 8, 16, 32, 64], value=4, description="b"),
-        "steps": w.BoundedIntText(value=default_steps, min=1, max=10**6, description="steps"),
-        "seed": w.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed"),
-        "device": device_dropdown(device),
+        "lr_decay": w.FloatSlider(value=values.get("lr_decay", LR_DECAY), min=0.0, max=1.0, step=0.05,
+                                  description="lr decay alpha"),
+        "batch_size": w.Dropdown(options=[1, 2, 4, 8, 16, 32, 64], value=values.get("batch_size") or 4,
+                                 description="b"),
+        "steps": w.BoundedIntText(value=values.get("steps") or _sizes(scale, task)[2], min=1, max=10**6,
+                                  description="steps"),
     }
-
-    def run(**settings):
-        return run_one(task=task, scale=scale, **settings)
 
     def total(settings):
         if x == "step":
@@ -472,9 +476,10 @@ def panel(task: str = "a9a-logreg", scale: str = "cpu", device: str = "cpu", x: 
             return math.ceil(settings["steps"] / settings["H"])
         return math.sqrt(2 * settings["steps"])
 
-    y = measured(task)
-    view = RunPanel(run, controls, {"constant": set(), "growing": set(), "plateau": set()}, x=x, y=y,
-                    total=total, selector="schedule")
+    values.setdefault("schedule", "constant")
+    view = panel_for(functools.partial(run_one, task=task), ["constant", "growing", "plateau"],
+                     {"constant": set(), "growing": set(), "plateau": set()}, values, extra, selector="schedule",
+                     x=x, y=measured(task), total=total)
     view.figure.layout.xaxis.type = "log" if x == "round" else "linear"
     view.figure.layout.xaxis.title = AXIS_TITLES[x]
     return view

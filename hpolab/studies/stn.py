@@ -822,31 +822,27 @@ def run_one(method: str = "stn", scale: str = "cpu", weight_decay: float = 1e-4,
     return run_network(setting, data, seed=seed, callback=callback, should_stop=should_stop)
 
 
-def panel(scale: str = "cpu", device: str = "cpu"):
-    """Study 12's widget panel: STN or fixed hyperparameters, the starting (or fixed) weight
-    decay and dropout, sigma, the hyper step size, steps, seed, device; draws the validation loss."""
+def panel(values: dict | None = None, **overrides):
+    """Study 12's widget panel, from the notebook's parameters (``globals()``) and ``overrides``:
+    STN or fixed hyperparameters, scale, seed, device, the starting (or fixed) weight decay and
+    dropout, sigma, the hyper step size, steps; draws the validation loss."""
     import ipywidgets as w
 
-    from hpolab.widgets import RunPanel, device_dropdown
+    from hpolab.widgets import panel_for
 
-    steps = NETWORK_SIZES[check_scale(scale)][4]
-    controls = {
-        "method": w.Dropdown(options=[("STN", "stn"), ("fixed", "fixed")], value="stn", description="method"),
-        "weight_decay": w.FloatLogSlider(value=1e-4, base=10, min=-7, max=-0.5, step=0.25, description="weight decay",
-                                         readout_format=".1e"),
-        "dropout": w.FloatSlider(value=0.1, min=0.01, max=0.9, step=0.01, description="dropout",
-                                 continuous_update=False),
-        "sigma": w.FloatLogSlider(value=0.5, base=10, min=-2, max=0.5, step=0.1, description="sigma",
-                                  readout_format=".2f"),
-        "hyper_lr": w.FloatLogSlider(value=0.1, base=10, min=-4, max=0, step=0.25, description="hyper lr",
-                                     readout_format=".0e"),
+    values = {**(values or {}), **overrides}
+    steps = values.get("steps") or NETWORK_SIZES[check_scale(values.get("scale") or "cpu")][4]
+    extra = {
+        "weight_decay": w.FloatLogSlider(value=values.get("weight_decay") or 1e-4, base=10, min=-7, max=-0.5,
+                                         step=0.25, description="weight decay", readout_format=".1e"),
+        "dropout": w.FloatSlider(value=values.get("dropout") or 0.1, min=0.01, max=0.9, step=0.01,
+                                 description="dropout", continuous_update=False),
+        "sigma": w.FloatLogSlider(value=values.get("sigma") or 0.5, base=10, min=-2, max=0.5, step=0.1,
+                                  description="sigma", readout_format=".2f"),
+        "hyper_lr": w.FloatLogSlider(value=values.get("hyper_lr") or 0.1, base=10, min=-4, max=0, step=0.25,
+                                     description="hyper lr", readout_format=".0e"),
         "steps": w.BoundedIntText(value=steps, min=10, max=1_000_000, description="steps"),
-        "seed": w.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed"),
-        "device": device_dropdown(device),
     }
     uses = {"stn": {"sigma", "hyper_lr"}, "fixed": set()}
-
-    def run(**settings):
-        return run_one(scale=scale, **settings)
-
-    return RunPanel(run, controls, uses, x="step", y="objective", total=lambda s: s["steps"])
+    return panel_for(run_one, {"STN": "stn", "fixed": "fixed"}, uses, values, extra, x="step", y="objective",
+                     total=lambda s: s["steps"])
