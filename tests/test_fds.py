@@ -10,9 +10,14 @@ import torch
 from torch import nn
 
 from hpolab.cache import StudyCache
+from hpolab.data import data_root
 from hpolab.history import History
 from hpolab.hypergrad import box, classification_task, forward_mode, reverse_mode, schedule, sign_descent
 from hpolab.studies import fds, fds_noise, fds_schedules, fds_vs_hpo
+
+
+needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
+                                 reason="needs the real MNIST in data/MNIST/raw (see data/README.md)")
 
 
 def double_task():
@@ -124,6 +129,7 @@ def test_regret_columns_follow_the_best_validated_finished_configuration():
     assert fds_vs_hpo.runs_to_regret(history, reference=0.805, target=0.01) == (3.0, 23.0, 3.0)
 
 
+@needs_mnist
 def test_svhn_missing_from_the_data_folder_falls_back_to_mnist_with_a_note(tmp_path, monkeypatch):
     from hpolab.data import data_root
 
@@ -152,6 +158,7 @@ def test_bad_arguments_raise_an_error_naming_the_parameter(call, message):
         call()
 
 
+@needs_mnist
 def test_schedule_panel_draws_live_and_its_plot_menu_switches_to_a_learned_rate():
     panel = fds_schedules.panel({"scale": "smoke", "device": "cpu", "W": 4, "outer_steps": 2})
     assert panel.controls["method"].value == "fds" and panel.controls["W"].value == 4
@@ -167,3 +174,10 @@ def test_schedule_panel_draws_live_and_its_plot_menu_switches_to_a_learned_rate(
     assert list(trace.y) == history.frame["lr"].tolist() and trace.y[0] == 0.0
     panel.controls["method"].value = "non-greedy"
     assert panel.controls["W"].layout.display == "none"
+
+
+@pytest.mark.skipif(not (data_root() / "cifar10_partial").exists() or (data_root() / "cifar-10-batches-py").exists(),
+                    reason="needs the partial CIFAR-10 copy (and not the full one) in data/")
+def test_paper_scale_on_the_partial_cifar_copy_says_the_full_one_is_needed():
+    with pytest.raises(ValueError, match="full cifar-10-python.tar.gz"):
+        fds.image_data("cifar10", 45_000, 5_000, None, "cpu")

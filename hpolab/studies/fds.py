@@ -57,7 +57,10 @@ def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, devic
         train_set, test_set = load_cifar10(True, download=False), load_cifar10(False, download=False)
     x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
     if len(y) < n_train + n_val:
-        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} training images of {dataset}")
+        hint = (" (only the partial CIFAR-10 copy is in the data folder: the paper scale needs the full "
+                "cifar-10-python.tar.gz there, see data/README.md)" if getattr(train_set, "partial", False) else "")
+        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} training images of "
+                         f"{dataset}{hint}")
     x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
     mean = x[:n_train].mean(dim=(0, 2, 3), keepdim=True)
     std = x[:n_train].std(dim=(0, 2, 3), keepdim=True)

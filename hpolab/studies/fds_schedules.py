@@ -114,16 +114,16 @@ def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHO
     """Study 09: every method's schedule over ``outer_steps``, then the test accuracy of its final
     schedule over a few fresh seeds, against cosine annealing. Finished outer steps are cached
     under ``runs/cache/09_fds_lr_schedules/``."""
-    _, _, _, _, default_steps, default_window, n_eval = SIZES[check_scale(scale)]
+    n_train, _, _, batch, default_steps, default_window, n_eval = SIZES[check_scale(scale)]
     check_positive("gamma", gamma)
     steps = default_steps if outer_steps is None else check_count("outer_steps", outer_steps, minimum=1)
-    torch_device = resolve_device(device)
-    task, test, horizon, note = setting(scale, dataset, torch_device)
     window = default_window if W is None else W
-    if not (isinstance(window, int) and 1 <= window <= horizon):
-        raise ValueError(f"W must be an integer in [1, T] = [1, {horizon}], got {window!r}")
+    if not (isinstance(window, int) and 1 <= window <= n_train // batch):
+        raise ValueError(f"W must be an integer in [1, T] = [1, {n_train // batch}], got {window!r}")
     for method in methods:
         check_choice("method", method, METHODS)
+    torch_device = resolve_device(device)
+    task, test, horizon, note = setting(scale, dataset, torch_device)
     _, estimator_used = exact_estimator(estimator, torch_device)
     parameters = {"scale": scale, "sizes": SIZES[scale][:4], "dataset": task.name, "W": window, "gamma": gamma,
                   "horizon": horizon, "momentum": MOMENTUM, "lr_box": LR_BOX}
