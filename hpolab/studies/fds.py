@@ -89,8 +89,8 @@ def exact_estimator(name: str, device: torch.device) -> tuple[Estimator, str]:
     """The non-greedy estimator: ``forward`` (FDS's forward mode, memory O(D N) whatever T) or
     ``reverse`` (backpropagation through the run, memory O(T)). Both give the same exact
     hypergradient (tests/test_hypergrad.py). ``auto`` takes forward mode on accelerators and
-    reverse mode on a CPU, where at these short horizons it was 2x (LeNet, N = 5) to 4x (WRN)
-    faster here (benchmarks/hypergrad.py compares them)."""
+    reverse mode on a CPU, where at these short horizons it was 1.7x (LeNet, N = 5) and 2.0x
+    (WRN-10-1, N = 4) faster here (benchmarks/fds_estimators.py)."""
     check_choice("estimator", name, ESTIMATORS)
     if name == "auto":
         name = "reverse" if device.type == "cpu" else "forward"

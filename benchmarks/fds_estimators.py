@@ -1,0 +1,65 @@
+"""Forward mode against reverse mode on the FDS studies' own models (CPU, float32).
+
+Run by hand from the repository root (about 2 minutes on 2 cores; needs MNIST and the
+CIFAR-10 subset in data/)::
+
+    .venv/bin/python benchmarks/fds_estimators.py
+
+The FDS studies (notebooks 08 to 11) compute exact non-greedy hypergradients with
+``estimator="auto"``: FDS's forward mode on accelerators, reverse mode on a CPU. Both give the
+same hypergradient (tests/test_hypergrad.py, tests/test_fds.py); this script measures what
+the choice costs on a CPU, for the settings the studies use:
+
+* LeNet on MNIST, batch 64, T = 100, learning rates over N = 5 windows (studies 09 and 11);
+* WRN-10-1 on the CIFAR-10 subset, batch 64, T = 8, alpha over 2 windows plus beta and xi
+  (N = 4, study 10).
+
+For each it prints the wall time of one hypergradient by each mode (best of two, after a
+warm-up call), their ratio, the peak memory above the call's start (``Cost.peak_memory``)
+and the largest relative difference between the two hypergradients.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from hpolab.hypergrad import forward_mode, reverse_mode, schedule
+from hpolab.studies.fds import image_data, image_task
+
+
+def timed(estimator, task, hyper, repeats: int = 2):
+    estimator(task, hyper, 0)  # warm-up: lazy initialization is not counted
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = estimator(task, hyper, 0)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def compare(name: str, task, hyper) -> None:
+    forward_time, forward = timed(forward_mode(), task, hyper)
+    reverse_time, reverse = timed(reverse_mode(), task, hyper)
+    difference = float(((forward.grad - reverse.grad).abs() / reverse.grad.abs().clamp_min(1e-12)).max())
+    print(f"{name}: forward {forward_time:.2f} s ({forward.cost.peak_memory / 2**20:.0f} MB), "
+          f"reverse {reverse_time:.2f} s ({reverse.cost.peak_memory / 2**20:.0f} MB); "
+          f"forward / reverse = {forward_time / reverse_time:.2f}x; largest relative difference {difference:.1e}")
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    split, _ = image_data("mnist", 6400, 500, 0, "cpu")
+    task = image_task(split, "lenet", 64)
+    compare("LeNet, T = 100, N = 5", task,
+            schedule(100, lr=0.02, momentum=0.9, windows={"lr": 20}, dtype=torch.float32))
+    split, _ = image_data("cifar10", 4000, 1000, 0, "cpu")
+    task = image_task(split, "wrn-10-1", 64)
+    compare("WRN-10-1, T = 8, N = 4", task,
+            schedule(8, lr=0.05, momentum=0.5, weight_decay=1e-4, windows={"lr": 4},
+                     learn=("lr", "momentum", "weight_decay"), dtype=torch.float32))
+
+
+if __name__ == "__main__":
+    main()
