@@ -236,7 +236,9 @@ def mse_figure(result: NoiseResult) -> go.Figure:
                                 line={"dash": "dot", "width": 1}))
     figure.add_trace(go.Scatter(x=table["W"], y=table["bias term"].where(table["bias term"] > 0), mode="lines",
                                 name="bound: bias term", line={"dash": "dot", "width": 1}))
-    figure.add_hline(y=greedy_error(result)["mse"], line_dash="dashdot", annotation_text="greedy (H = 1) MSE")
+    greedy_mse = greedy_error(result)["mse"]  # a trace, not add_hline: shapes on a log axis take log units
+    figure.add_trace(go.Scatter(x=[table["W"].min(), table["W"].max()], y=[greedy_mse, greedy_mse], mode="lines",
+                                name="greedy (H = 1) MSE", line={"dash": "dashdot", "color": "black"}))
     figure.update_xaxes(type="log", title_text="window W (steps sharing one learning rate)")
     figure.update_yaxes(type="log", title_text="MSE against the ensemble mean")
     figure.update_layout(title="Sharing: noise down by ~1/W, bias up by ~W^2", template="plotly_white")

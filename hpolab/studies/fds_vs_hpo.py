@@ -250,7 +250,8 @@ def regret_figure(result: HpoResult, x: str = "wall_time") -> go.Figure:
     figure.add_hline(y=0, line_dash="dot")
     figure.update_layout(title="Regret in test accuracy against the best grid point", template="plotly_white",
                          xaxis_title={"wall_time": "wall time (s)", "runs": "trainings"}.get(x, x),
-                         yaxis_title="regret (grid accuracy - accuracy)")
+                         yaxis_title="regret (grid accuracy - accuracy)",
+                         xaxis_type="log" if x == "runs" else "linear")  # trainings: FDS's few against hundreds
     return figure
 
 

@@ -399,8 +399,10 @@ def loss_figure(histories: Sequence[History], x: str = "step", y: str | None = N
         figure.add_trace(go.Scatter(x=line["x"], y=line["mean"], name=label, mode="lines", line={"color": color},
                                     legendgroup=label))
     if target is not None and math.isfinite(target):
-        figure.add_hline(y=target, line_dash="dash", line_color="gray", annotation_text="target",
-                         annotation_position="bottom left")
+        figure.add_hline(y=target, line_dash="dash", line_color="gray")
+        if target > 0:  # annotations on a log axis are placed in log10 units
+            figure.add_annotation(x=0, xref="paper", y=math.log10(target), yref="y", text="target", showarrow=False,
+                                  xanchor="left", yanchor="top")
     figure.update_layout(title=title, xaxis_title=AXIS_TITLES.get(x, x),
                          yaxis_title={"suboptimality": "f - f* (training objective)",
                                       "objective": "training loss"}.get(y, y.replace("_", " ")),
