@@ -84,3 +84,14 @@ def test_cleaning_quality_scores_the_groups_weighted_below_one_half():
 def test_bad_study_arguments_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@needs_libsvm
+def test_hozog_on_a_local_dask_cluster_takes_the_same_steps_as_here():
+    pytest.importorskip("distributed")
+    here = hozog.run_logreg_study("smoke", datasets=["a9a"], methods=["hozog"], q=2, progress=False)
+    there = hozog.run_logreg_study("smoke", datasets=["a9a"], methods=["hozog"], q=2, address="local",
+                                   progress=False)
+    assert there.parameters["address"] == "local"
+    assert there.histories[0].frame["objective"].tolist() == here.histories[0].frame["objective"].tolist()
+    assert there.histories[0].frame["log_l2"].tolist() == here.histories[0].frame["log_l2"].tolist()

@@ -14,6 +14,7 @@ BOHB-like method (TPE sampler + Hyperband pruner).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -125,15 +126,28 @@ def device_replicas(build: Callable[[torch.device], object], device: torch.devic
     return [build(torch.device("cuda", index)) for index in range(torch.cuda.device_count())]
 
 
+def hozog_executor(address: str = ""):
+    """A context giving the executor HOZOG's q + 1 trainings run on: the Dask scheduler at
+    ``address`` (``tcp://host:8786``), a two-process cluster on this machine for ``"local"``,
+    or None (train here) for ``""``. See :mod:`hpolab.distributed`."""
+    if not address:
+        return contextlib.nullcontext(None)
+    from hpolab.distributed import cluster
+
+    return cluster(None if address == "local" else address)
+
+
 def tuning_method(name: str, task, hyper, limits, q: int = 1, mu: float = 0.01, gamma: float = DEFAULT_GAMMA,
-                  directions: str = "gaussian", batched: bool = True, replicas: list | None = None):
+                  directions: str = "gaussian", batched: bool = True, replicas: list | None = None,
+                  executor=None):
     """The studies' methods by name; gradient-based ones take plain projected steps of size gamma.
     HOZOG trains its q + 1 runs inside ``limits`` too, together with ``vmap`` if ``batched``,
-    spread over ``replicas`` (the task on each device) if given."""
+    spread over ``replicas`` (the task on each device) if given, or as jobs on ``executor``
+    (a Dask cluster's, see :func:`hozog_executor`)."""
     check_choice("method", name, LOGREG_METHODS)
     if name in GRADIENT_METHODS:
         settings = ({"q": q, "mu": mu, "directions": directions, "batched": batched, "limits": limits,
-                     "replicas": replicas} if name == "hozog" else {})
+                     "replicas": replicas, "executor": executor} if name == "hozog" else {})
         estimator = make_estimator(GRADIENT_METHODS[name], **settings)
         return hypergradient_descent(task, hyper, estimator, gradient_descent(gamma, limits), seed=0,
                                      label=LABELS[name])
@@ -143,7 +157,8 @@ def tuning_method(name: str, task, hyper, limits, q: int = 1, mu: float = 0.01, 
 def run_logreg_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a", "news20"),
                      methods: Sequence[str] = LOGREG_METHODS, q: int = 1, mu: float = 0.01,
                      gamma: float = DEFAULT_GAMMA,
-                     seconds: float | None = None, device: str = "cpu", progress: bool = True) -> StudyResult:
+                     seconds: float | None = None, device: str = "cpu", address: str = "",
+                     progress: bool = True) -> StudyResult:
     """Study 03: every method on every dataset, for the same wall time (``smoke``: the same
     number of training steps, so that the run is deterministic)."""
     check_scale(scale)
@@ -154,7 +169,8 @@ def run_logreg_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a"
     seconds = default_seconds if seconds is None else check_positive("seconds", seconds)
     torch_device = resolve_device(device)
     histories = []
-    with progress_bar(total=len(datasets) * len(methods), desc="runs", disable=not progress) as bar:
+    with hozog_executor(address) as executor, \
+            progress_bar(total=len(datasets) * len(methods), desc="runs", disable=not progress) as bar:
         for dataset in datasets:
             split = logistic_regression_data(dataset, limit, max_features, device=torch_device)
             task, hyper, limits_range = logistic_regression_setting(split, horizon)
@@ -164,14 +180,15 @@ def run_logreg_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a"
                 logistic_regression_data(dataset, limit, max_features, device=d), horizon)[0], torch_device)
             for name in methods:
                 bar.set_postfix_str(f"{dataset}, {LABELS.get(name, name)}", refresh=False)
-                method = tuning_method(name, task, hyper, limits, q, mu, gamma, replicas=replicas)
+                method = tuning_method(name, task, hyper, limits, q, mu, gamma, replicas=replicas, executor=executor)
                 budget = SMOKE_ITERATIONS if seconds is None else 10**12
                 history = run(method, problem, budget, seed=0, max_seconds=seconds)
                 history.config.update({"dataset": dataset, "method": name, "range": limits_range})
                 histories.append(history)
                 bar.update()
     parameters = {"scale": scale, "datasets": list(datasets), "methods": list(methods), "q": q, "mu": mu,
-                  "gamma": gamma, "seconds": seconds, "horizon": horizon, "device": str(torch_device)}
+                  "gamma": gamma, "seconds": seconds, "horizon": horizon, "device": str(torch_device),
+                  "address": address}
     return StudyResult(histories, summarize_logreg(histories), parameters)
 
 
@@ -368,14 +385,15 @@ def cleaning_quality(history: History, data: Cleaning) -> dict:
 
 def run_cleaning_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_METHODS, q: int = 5, mu: float = 0.1,
                        gamma: float = CLEANING_GAMMA, seconds: float | None = None, device: str = "cpu",
-                       progress: bool = True) -> StudyResult:
+                       address: str = "", progress: bool = True) -> StudyResult:
     """Study 05: HOZOG (q directions on the unit sphere, the paper's Eq. 3) against random
     search, the BOHB-like method and reverse mode, for the same wall time per size."""
     check_scale(scale)
     torch_device = resolve_device(device)
     histories, quality = [], []
     sizes = CLEANING_SIZES[scale]
-    with progress_bar(total=len(sizes) * len(methods), desc="runs", disable=not progress) as bar:
+    with hozog_executor(address) as executor, \
+            progress_bar(total=len(sizes) * len(methods), desc="runs", disable=not progress) as bar:
         for n_train, n_val, n_test, n_groups, horizon, default_seconds in sizes:
             budget_seconds = default_seconds if seconds is None else check_positive("seconds", seconds)
             data = cleaning_data(n_train, n_val, n_test, n_groups, device=torch_device)
@@ -387,7 +405,7 @@ def run_cleaning_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_MET
             for name in methods:
                 bar.set_postfix_str(f"{n_groups} groups, {LABELS.get(name, name)}", refresh=False)
                 method = tuning_method(name, task, hyper, limits, q, mu, gamma, directions="sphere",
-                                       replicas=replicas)
+                                       replicas=replicas, executor=executor)
                 budget = 10**12 if budget_seconds else (horizon + 1) * (q + 1) * 4
                 history = run(method, problem, budget, seed=0, max_seconds=budget_seconds)
                 history.problem = f"{n_groups} groups"
@@ -403,7 +421,7 @@ def run_cleaning_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_MET
         "precision": q_["precision"], "recall": q_["recall"], "flagged groups": q_["flagged"],
     } for h, q_ in zip(histories, quality)])
     parameters = {"scale": scale, "methods": list(methods), "q": q, "mu": mu, "gamma": gamma, "seconds": seconds,
-                  "device": str(torch_device)}
+                  "device": str(torch_device), "address": address}
     return StudyResult(histories, summary, parameters)
 
 
@@ -490,7 +508,7 @@ def batch_hozog_runs(batched: str, device: torch.device) -> bool:
 
 def run_schedule_study(scale: str = "cpu", methods: Sequence[str] = SCHEDULE_METHODS, q: int = 3,
                        mu: float = 0.02, gamma: float = 0.01, seconds: float | None = None, device: str = "cpu",
-                       batched: str = "auto", progress: bool = True) -> StudyResult:
+                       batched: str = "auto", address: str = "", progress: bool = True) -> StudyResult:
     """Study 04: HOZOG against random search, GP-BO and the BOHB-like method on an epoch-wise
     learning-rate schedule, for the same wall time."""
     check_scale(scale)
@@ -503,11 +521,13 @@ def run_schedule_study(scale: str = "cpu", methods: Sequence[str] = SCHEDULE_MET
     problem = tuning_problem(task, hyper, test=test)
     replicas = device_replicas(lambda d: schedule_setting(scale, d)[0], torch_device)
     histories = []
-    with progress_bar(total=len(methods), desc="runs", disable=not progress) as bar:
+    with hozog_executor(address) as executor, \
+            progress_bar(total=len(methods), desc="runs", disable=not progress) as bar:
         for name in methods:
             check_choice("method", name, SCHEDULE_METHODS)
             bar.set_postfix_str(LABELS[name], refresh=False)
-            method = tuning_method(name, task, hyper, limits, q, mu, gamma, batched=batch_runs, replicas=replicas)
+            method = tuning_method(name, task, hyper, limits, q, mu, gamma, batched=batch_runs, replicas=replicas,
+                                   executor=executor)
             budget = 10**12 if budget_seconds else (hyper.horizon + 1) * (q + 1) * 3
             history = run(method, problem, budget, seed=0, max_seconds=budget_seconds)
             history.config.update({"method": name})
@@ -522,7 +542,7 @@ def run_schedule_study(scale: str = "cpu", methods: Sequence[str] = SCHEDULE_MET
     } for h in histories])
     parameters = {"scale": scale, "methods": list(methods), "q": q, "mu": mu, "gamma": gamma,
                   "seconds": budget_seconds, "epochs": hyper.values["lr"].numel(), "device": str(torch_device),
-                  "batched": batch_runs}
+                  "batched": batch_runs, "address": address}
     return StudyResult(histories, summary, parameters)
 
 
