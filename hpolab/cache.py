@@ -80,6 +80,14 @@ class StudyCache:
             pickle.dump(value, file)
         partial.replace(path)
 
+    def get_or_compute(self, piece: str, compute):
+        """The saved piece, or ``compute()``'s value, saved before it is returned."""
+        value = self.load(piece)
+        if value is None:
+            value = compute()
+            self.save(piece, value)
+        return value
+
     def __len__(self) -> int:
         return len(list(self.folder.glob("*.pt"))) if self.enabled and self.folder.exists() else 0
 

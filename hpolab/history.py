@@ -73,6 +73,12 @@ class History:
         )
 
 
+def ordered(rows: list[dict]) -> pd.DataFrame:
+    """The rows of a run as a frame, the :data:`COLUMNS` first and the run's own columns after."""
+    frame = pd.DataFrame(rows)
+    return frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
+
+
 def combine(histories: list[History]) -> pd.DataFrame:
     """All histories in one tidy frame (one row per run and step)."""
     return pd.concat([h.tidy() for h in histories], ignore_index=True)

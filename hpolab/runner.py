@@ -8,9 +8,7 @@ from typing import Callable
 
 from hpolab.progress import progress_bar
 
-import pandas as pd
-
-from hpolab.history import COLUMNS, History
+from hpolab.history import History, ordered
 from hpolab.oracle import Oracle
 from hpolab.problems.base import Problem
 from hpolab.protocol import Method
@@ -99,10 +97,8 @@ def run(
             if max_seconds is not None and row["wall_time"] >= max_seconds:
                 break
 
-    frame = pd.DataFrame(rows)
-    frame = frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
     return History(
-        frame=frame,
+        frame=ordered(rows),
         method=method.name,
         label=method.label,
         problem=problem.name,

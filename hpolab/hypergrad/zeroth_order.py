@@ -122,8 +122,7 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
         if limits is not None:
             points = torch.clamp(points, limits[0].to(points), limits[1].to(points))
         if executor is not None:  # one run per job, on the executor's workers
-            evaluated = spread_validation_losses(list(replicas or [task]) * len(points), hyper, points, seed,
-                                                 batched, meter, executor)
+            evaluated = spread_validation_losses([task] * len(points), hyper, points, seed, batched, meter, executor)
         elif replicas and len(replicas) > 1:
             evaluated = spread_validation_losses(replicas, hyper, points, seed, batched, meter)
         else:

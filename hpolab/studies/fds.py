@@ -15,12 +15,11 @@ import math
 import time
 from typing import Callable
 
-import pandas as pd
 import torch
 
 from hpolab.cache import StudyCache
 from hpolab.data import DataNotFoundError, as_tensors, load_cifar10, load_mnist, load_svhn
-from hpolab.history import COLUMNS, History
+from hpolab.history import History, ordered
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
 from hpolab.hypergrad.outer import OuterUpdate
 from hpolab.hypergrad.result import Estimator
@@ -33,6 +32,7 @@ from hpolab.validation import check_choice, check_count
 DATASETS = ("mnist", "svhn", "cifar10")
 ESTIMATORS = ("auto", "forward", "reverse")
 HD_MOMENTUM, HD_WEIGHT_DECAY = 0.9, 5e-4  # what HD is given: it learns only alpha
+HD_HYPERGRAD_LRS = (1e-4, 1e-3, 1e-2)  # HD's own rate, picked by best_hd_run
 RUN_SEED_STRIDE = 100_003  # outer step k of a run with seed s trains with seed s * stride + k
 
 
@@ -157,9 +157,7 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
                 break
             if max_seconds is not None and row["wall_time"] >= max_seconds:
                 break
-    frame = pd.DataFrame(rows)
-    frame = frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
-    return History(frame, "fds" if label == "FDS" else label.lower(), label, task.name, seed,
+    return History(ordered(rows), "fds" if label == "FDS" else label.lower(), label, task.name, seed,
                    config={"outer": outer.name, "steps": steps}, hyperparameters=list(names),
                    status=status, message=message)
 
@@ -243,7 +241,7 @@ def hd_training(task: InnerTask, horizon: int, hypergrad_lr: float, seed: int, t
                 if metrics is not None:
                     row.update(metrics(theta.detach(), torch.zeros(0)))
                     row["test_accuracy"] = 1.0 - row["test_error"]
-            row["best_objective"] = min([r["objective"] for r in rows] + [row["objective"]])
+            row["best_objective"] = min(rows[-1]["best_objective"], row["objective"]) if rows else row["objective"]
             rows.append(row)
             if callback is not None:
                 callback(row)
@@ -252,6 +250,12 @@ def hd_training(task: InnerTask, horizon: int, hypergrad_lr: float, seed: int, t
         if should_stop is not None and should_stop():
             status, message = "stopped", f"stopped by request at step {t + 1}"
             break
-    frame = pd.DataFrame(rows)
-    return History(frame, "hd", "HD", task.name, seed, config={"hypergrad_lr": hypergrad_lr}, hyperparameters=["lr"],
+    return History(ordered(rows), "hd", "HD", task.name, seed, config={"hypergrad_lr": hypergrad_lr}, hyperparameters=["lr"],
                    status=status, message=message)
+
+
+def best_hd_run(runs: list[History]) -> History | None:
+    """The HD run (one per hypergradient rate) of lowest final validation loss among those that
+    finished; None when every one diverged."""
+    finished = [h for h in runs if h.status == "finished"]
+    return min(finished, key=lambda h: h.frame["objective"].iloc[-1]) if finished else None

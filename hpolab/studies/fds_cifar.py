@@ -12,9 +12,6 @@ loss.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,17 +21,27 @@ from plotly.subplots import make_subplots
 
 from hpolab.cache import StudyCache
 from hpolab.devices import resolve_device
-from hpolab.history import History, combine
+from hpolab.history import History
 from hpolab.hypergrad import box, per_entry, schedule, sign_descent
 from hpolab.progress import progress_bar
-from hpolab.studies.common import check_scale
-from hpolab.studies.fds import HD_MOMENTUM, HD_WEIGHT_DECAY, exact_estimator, hd_training, image_data, image_task, learn, test_accuracy
+from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.fds import (
+    HD_HYPERGRAD_LRS,
+    HD_MOMENTUM,
+    HD_WEIGHT_DECAY,
+    best_hd_run,
+    exact_estimator,
+    hd_training,
+    image_data,
+    image_task,
+    learn,
+    test_accuracy,
+)
 from hpolab.validation import check_count, check_positive
 
 STUDY = "10_fds_cifar"
 RANGES = {"lr": (-1.0, 1.0), "momentum": (-1.5, 1.5), "weight_decay": (-4e-3, 4e-3)}  # the paper's search ranges
 GAMMAS = {"lr": 0.03, "momentum": 0.1, "weight_decay": 5e-4}  # initial outer steps
-HD_HYPERGRAD_LRS = (1e-4, 1e-3, 1e-2)
 # model, train images, validation images, test images, batch, epochs, epochs per alpha window, outer steps, eval seeds
 SIZES = {
     "smoke": ("wrn-10-1", 256, 128, 256, 64, 2, 1, 2, 1),
@@ -43,26 +50,17 @@ SIZES = {
 }
 
 
-@dataclass
-class CifarResult:
-    """FDS's history over outer steps, HD's run, and the test accuracy of both."""
-
-    fds: History
-    hd: History
-    summary: pd.DataFrame
-    parameters: dict = field(default_factory=dict)
+class CifarResult(StudyResult):
+    """FDS's history over outer steps and HD's run (``histories``, in that order), and the
+    test accuracy of both (``summary``)."""
 
     @property
-    def histories(self) -> list[History]:
-        return [self.fds, self.hd]
+    def fds(self) -> History:
+        return self.histories[0]
 
-    def save(self, directory: str | Path) -> dict[str, Path]:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = {"summary": directory / "summary.csv", "histories": directory / "histories.csv"}
-        self.summary.to_csv(paths["summary"], index=False)
-        combine(self.histories).to_csv(paths["histories"], index=False, float_format="%.8g")
-        return paths
+    @property
+    def hd(self) -> History:
+        return self.histories[1]
 
 
 def setting(scale: str, device, model: str | None = None):
@@ -91,26 +89,16 @@ def run_fds(task, test, horizon, window, outer_steps, device, estimator="auto", 
     return history
 
 
-def run_hd(task, test, horizon, seeds: list[int], cache: StudyCache | None = None) -> tuple[History, list[float], float]:
+def run_hd(task, test, horizon, seeds: list[int], cache: StudyCache) -> tuple[History, list[float], float]:
     """HD with the hypergradient learning rate of lowest final validation loss (seed 0) among
     ``HD_HYPERGRAD_LRS``; returns its history, its test accuracy over ``seeds`` and the rate."""
-    runs = {}
-    for rate in HD_HYPERGRAD_LRS:
-        runs[rate] = _cached(cache, f"HD-{rate:g}", lambda: hd_training(task, horizon, rate, 0, test))
-    finite = {r: h.frame["objective"].iloc[-1] for r, h in runs.items() if h.status == "finished"}
-    best = min(finite, key=finite.get) if finite else HD_HYPERGRAD_LRS[0]
-    accuracies = _cached(cache, f"HD-{best:g}-evaluation", lambda: [
+    runs = [cache.get_or_compute(f"HD-{rate:g}", lambda: hd_training(task, horizon, rate, 0, test))
+            for rate in HD_HYPERGRAD_LRS]
+    chosen = best_hd_run(runs) or runs[0]
+    best = chosen.config["hypergrad_lr"]
+    accuracies = cache.get_or_compute(f"HD-{best:g}-evaluation", lambda: [
         float(hd_training(task, horizon, best, s, test).frame["test_accuracy"].iloc[-1]) for s in seeds])
-    return runs[best], accuracies, best
-
-
-def _cached(cache, piece, compute):
-    value = cache.load(piece) if cache is not None else None
-    if value is None:
-        value = compute()
-        if cache is not None:
-            cache.save(piece, value)
-    return value
+    return chosen, accuracies, best
 
 
 def run_cifar_study(scale: str = "cpu", outer_steps: int | None = None, model: str | None = None,
@@ -134,7 +122,7 @@ def run_cifar_study(scale: str = "cpu", outer_steps: int | None = None, model: s
         hd, hd_accuracies, rate = run_hd(task, test, horizon, seeds, store)
         bar.update()
         final = fds_hyperparameters(horizon, window).with_flat(torch.tensor(learned(fds), dtype=torch.float64))
-        fds_accuracies = _cached(store, f"FDS-evaluation{steps}", lambda: test_accuracy(task, final, test, seeds))
+        fds_accuracies = store.get_or_compute(f"FDS-evaluation{steps}", lambda: test_accuracy(task, final, test, seeds))
         bar.update()
     values = dict(zip(fds.hyperparameters, learned(fds)))
     rows = [
@@ -150,7 +138,7 @@ def run_cifar_study(scale: str = "cpu", outer_steps: int | None = None, model: s
     ]
     parameters.update({"estimator": estimator_used, "device": str(torch_device), "hd_hypergrad_lr": rate,
                        "evaluation_seeds": seeds, "epochs": horizon // per_epoch})
-    return CifarResult(fds, hd, pd.DataFrame(rows), parameters)
+    return CifarResult([fds, hd], pd.DataFrame(rows), parameters)
 
 
 def learned(history: History) -> list[float]:

@@ -116,6 +116,16 @@ class NoiseResult:
         return paths
 
 
+def setting(scale: str, dataset: str, lr: float, momentum: float, device):
+    """(task, hyperparameters, note): LeNet on the scale's images, one learning rate per step,
+    all equal to ``lr`` (``note`` as :func:`hpolab.studies.fds.image_data`'s)."""
+    n_train, n_val, horizon, batch, _ = SIZES[scale]
+    split, note = image_data(dataset, n_train, n_val, 0, device)
+    task = image_task(split, "lenet", batch, device, name=f"lenet-{'mnist' if note else dataset}")
+    hyper = schedule(horizon, lr=lr, momentum=momentum, windows={"lr": 1}, dtype=torch.float32)
+    return task, hyper, note
+
+
 def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01, momentum: float = 0.9,
                     seeds: int | None = None, windows: list[int] | None = None, device: str = "cpu",
                     cache: bool = True, progress: bool = True) -> NoiseResult:
@@ -134,10 +144,8 @@ def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01
     if bad:
         raise ValueError(f"windows W must be integers in [1, T] = [1, {horizon}], got {bad}")
     torch_device = resolve_device(device)
-    split, note = image_data(dataset, n_train, n_val, 0, torch_device)
+    task, hyper, note = setting(scale, dataset, lr, momentum, torch_device)
     used = "mnist" if note else dataset
-    task = image_task(split, "lenet", batch, torch_device, name=f"lenet-{used}")
-    hyper = schedule(horizon, lr=lr, momentum=momentum, windows={"lr": 1}, dtype=torch.float32)
     parameters = {"scale": scale, "dataset": used, "lr": lr, "momentum": momentum, "seeds": seeds,
                   "horizon": horizon, "batch": batch, "n_train": n_train, "n_val": n_val, "device": str(torch_device)}
     store = StudyCache(STUDY, {k: v for k, v in parameters.items() if k not in ("device", "seeds")}, enabled=cache)
@@ -145,10 +153,8 @@ def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01
     exact, one_step = reverse_mode(), greedy(1)
     with progress_bar(total=seeds, desc="seeds", disable=not progress) as bar:
         for seed in range(seeds):
-            pair = store.load(f"seed{seed}")
-            if pair is None:
-                pair = (exact(task, hyper, seed).grad.numpy(), one_step(task, hyper, seed).grad.numpy())
-                store.save(f"seed{seed}", pair)
+            pair = store.get_or_compute(f"seed{seed}", lambda: (exact(task, hyper, seed).grad.numpy(),
+                                                                one_step(task, hyper, seed).grad.numpy()))
             nongreedy_rows.append(pair[0])
             greedy_rows.append(pair[1])
             bar.update()
@@ -255,13 +261,10 @@ def run_one(method: str = "non-greedy", W: int = 1, lr: float = 0.01, seed: int 
     for the widget panel."""
     from hpolab.history import History
 
-    n_train, n_val, horizon, batch, _ = SIZES[check_scale(scale)]
+    horizon = SIZES[check_scale(scale)][2]
     if not (isinstance(W, int) and 1 <= W <= horizon):
         raise ValueError(f"W must be an integer in [1, T] = [1, {horizon}], got {W!r}")
-    torch_device = resolve_device(device)
-    split, _ = image_data("mnist", n_train, n_val, 0, torch_device)
-    task = image_task(split, "lenet", batch, torch_device, name="lenet-mnist")
-    hyper = schedule(horizon, lr=check_positive("lr", lr), momentum=0.9, windows={"lr": 1}, dtype=torch.float32)
+    task, hyper, _ = setting(scale, "mnist", check_positive("lr", lr), 0.9, resolve_device(device))
     estimator = greedy(1) if method == "greedy" else reverse_mode()
     g = window_means(estimator(task, hyper, seed).grad.numpy()[None, :], W)[0]
     frame = pd.DataFrame({"step": np.arange(horizon), "iteration": np.arange(horizon), "objective": g})

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,10 +22,10 @@ import torch
 
 from hpolab.cache import StudyCache
 from hpolab.devices import resolve_device
-from hpolab.history import History, combine
+from hpolab.history import History
 from hpolab.hypergrad import box, schedule, sign_descent, train
 from hpolab.progress import progress_bar
-from hpolab.studies.common import check_scale
+from hpolab.studies.common import StudyResult, check_scale
 from hpolab.studies.fds import exact_estimator, image_data, image_task, learn, outer_estimator, test_accuracy
 from hpolab.validation import check_choice, check_count, check_positive
 
@@ -42,22 +41,11 @@ COSINE_PEAKS = (0.01, 0.03, 0.1)  # cosine annealing's starting rate, chosen on 
 
 
 @dataclass
-class ScheduleResult:
+class ScheduleResult(StudyResult):
     """Each method's history over outer steps, its final schedule's test accuracy, and cosine's."""
 
-    histories: list[History]
-    summary: pd.DataFrame
-    cosine: dict
-    parameters: dict = field(default_factory=dict)
+    cosine: dict = field(default_factory=dict)
     note: str = ""
-
-    def save(self, directory: str | Path) -> dict[str, Path]:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = {"summary": directory / "summary.csv", "histories": directory / "histories.csv"}
-        self.summary.to_csv(paths["summary"], index=False)
-        combine(self.histories).to_csv(paths["histories"], index=False, float_format="%.8g")
-        return paths
 
 
 def schedule_of(history: History) -> list[float]:
@@ -140,26 +128,18 @@ def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHO
             histories.append(history)
             final = method_hyperparameters(method, horizon, window).with_flat(
                 torch.tensor(schedule_of(history), dtype=torch.float64))
-            accuracies = _cached(store, f"{LABELS[method]}-evaluation{steps}",
+            accuracies = store.get_or_compute(f"{LABELS[method]}-evaluation{steps}",
                                  lambda: test_accuracy(task, final, test, eval_seeds))
             rows.append(_summary_row(LABELS[method], history, accuracies))
             bar.update()
-        cosine = _cached(store, "cosine", lambda: cosine_reference(task, test, horizon, eval_seeds))
+        cosine = store.get_or_compute("cosine", lambda: cosine_reference(task, test, horizon, eval_seeds))
         bar.update()
     rows.append({"method": f"cosine (peak {cosine['peak']:g})", "outer steps": 0, "runs": len(COSINE_PEAKS) + n_eval,
                  "mean lr": float(np.mean(cosine["schedule"])), "max lr": float(np.max(cosine["schedule"])),
                  "final val loss": cosine["val_loss"], "test acc": float(np.mean(cosine["accuracies"])),
                  "test acc sd": float(np.std(cosine["accuracies"])), "status": "reference"})
     parameters.update({"estimator": estimator_used, "evaluation_seeds": eval_seeds, "device": str(torch_device)})
-    return ScheduleResult(histories, pd.DataFrame(rows), cosine, parameters, note)
-
-
-def _cached(store: StudyCache, piece: str, compute):
-    value = store.load(piece)
-    if value is None:
-        value = compute()
-        store.save(piece, value)
-    return value
+    return ScheduleResult(histories, pd.DataFrame(rows), parameters, cosine=cosine, note=note)
 
 
 def _summary_row(label: str, history: History, accuracies: list[float]) -> dict:

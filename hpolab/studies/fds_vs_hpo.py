@@ -28,14 +28,15 @@ import torch
 
 from hpolab.cache import StudyCache
 from hpolab.devices import resolve_device
-from hpolab.history import History, combine
+from hpolab.history import History
 from hpolab.hypergrad import box, per_entry, schedule, sign_descent, train
 from hpolab.methods.blackbox import DEFAULT_LABELS, make_blackbox
 from hpolab.problems.tuning import classification_metrics, tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.studies.common import check_scale
-from hpolab.studies.fds import exact_estimator, hd_training, image_data, image_task, learn
+from hpolab.studies.common import StudyResult
+from hpolab.studies.fds import HD_HYPERGRAD_LRS, best_hd_run, exact_estimator, hd_training, image_data, image_task, learn
 from hpolab.validation import check_choice, check_positive
 
 STUDY = "11_fds_vs_hpo"
@@ -46,7 +47,6 @@ WINDOWS = 7
 RANGES = {"lr": (-1.0, 1.0), "momentum": (-1.5, 1.5), "weight_decay": (-4e-3, 4e-3)}
 GAMMAS = {"lr": 0.03, "momentum": 0.1, "weight_decay": 5e-4}
 GRID = {"lr": (0.01, 0.03, 0.1), "momentum": (0.0, 0.9), "weight_decay": (0.0, 5e-4)}
-HD_HYPERGRAD_LRS = (1e-4, 1e-3, 1e-2)  # HD's own rate, picked on the final validation loss
 # train images, validation, test, batch, steps per window, seconds per method (None: steps budget)
 SIZES = {"smoke": (448, 128, 256, 32, 2, None), "cpu": (8960, 1000, 2000, 64, 20, 75.0),
          "paper": (45_000, 5_000, None, 128, 50, 3600.0)}
@@ -54,21 +54,16 @@ SMOKE_STEPS = 14 * 12  # a deterministic budget in training steps: 12 full train
 
 
 @dataclass
-class HpoResult:
-    histories: list[History]
-    summary: pd.DataFrame
-    grid: pd.DataFrame
-    reference: float  # the best grid point's test accuracy
-    parameters: dict = field(default_factory=dict)
+class HpoResult(StudyResult):
+    """Every method's history and the summary, with the grid the regret refers to."""
+
+    grid: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reference: float = math.nan  # the best grid point's test accuracy
 
     def save(self, directory: str | Path) -> dict[str, Path]:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = {"summary": directory / "summary.csv", "histories": directory / "histories.csv",
-                 "grid": directory / "grid.csv"}
-        self.summary.to_csv(paths["summary"], index=False)
+        paths = super().save(directory)
+        paths["grid"] = Path(directory) / "grid.csv"
         self.grid.to_csv(paths["grid"], index=False)
-        combine(self.histories).to_csv(paths["histories"], index=False, float_format="%.8g")
         return paths
 
 
@@ -123,8 +118,7 @@ def best_hd(task, horizon: int, test, callback=None, should_stop=None) -> Histor
     validation loss (a diverged run only if all diverged), charged for all of them."""
     runs = [hd_training(task, horizon, rate, 0, test, record_every=horizon, callback=callback,
                         should_stop=should_stop) for rate in HD_HYPERGRAD_LRS]
-    finished = [h for h in runs if h.status == "finished"]
-    best = min(finished, key=lambda h: h.frame["objective"].iloc[-1]) if finished else runs[-1]
+    best = best_hd_run(runs) or runs[-1]
     best.frame["runs"] = len(runs)
     best.frame["gradient_evaluations"] = sum(int(h.frame["gradient_evaluations"].iloc[-1]) for h in runs)
     best.frame["wall_time"] = sum(float(h.frame["wall_time"].iloc[-1]) for h in runs)
@@ -165,10 +159,7 @@ def run_hpo_study(scale: str = "cpu", methods=METHODS, seconds: float | None = N
                   "gammas": GAMMAS, "ranges": RANGES, "grid": GRID}
     store = StudyCache(STUDY, parameters, enabled=cache)
     with progress_bar(total=len(methods) + 1, desc="grid, methods", disable=not progress) as bar:
-        grid = store.load("grid")
-        if grid is None:
-            grid = grid_reference(task, test, hyper)
-            store.save("grid", grid)
+        grid = store.get_or_compute("grid", lambda: grid_reference(task, test, hyper))
         bar.update()
         histories = []
         for name in methods:
@@ -183,7 +174,7 @@ def run_hpo_study(scale: str = "cpu", methods=METHODS, seconds: float | None = N
             bar.update()
     reference = float(grid.loc[grid["val loss"].idxmin(), "test acc"])
     parameters.update({"estimator": estimator_used, "device": str(torch_device)})
-    return HpoResult(histories, summarize(histories, reference), grid, reference, parameters)
+    return HpoResult(histories, summarize(histories, reference), parameters, grid=grid, reference=reference)
 
 
 def runs_to_regret(history: History, reference: float, target: float) -> tuple[float, float, float]:
