@@ -7,12 +7,13 @@ key as soon as it is done. Running the same study again loads the pieces and com
 only the rest. Layout: ``<runs>/cache/<study>/<key>/`` with ``parameters.json`` (what the
 key stands for) and one ``<piece>.pt`` per piece.
 
-The key covers the parameters and hpolab's version, not the library's code: after changing
-``hpolab/``, delete the study's folder (or pass ``cache=False``) to recompute.
+The key covers the parameters and the library's code (a hash of every ``hpolab/*.py``): a
+change to the library never brings back results computed by the old code.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,9 +33,20 @@ def cache_root() -> Path:
     return REPOSITORY / "runs" if (REPOSITORY / "pyproject.toml").exists() else Path("runs")
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the library's source (every ``.py`` under ``hpolab/``) and its version."""
+    digest = hashlib.sha1(__version__.encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def cache_key(parameters: dict) -> str:
-    """A short hash of ``parameters`` (JSON, sorted keys) and the library version."""
-    text = json.dumps({"parameters": parameters, "version": __version__}, sort_keys=True, default=str)
+    """A short hash of ``parameters`` (JSON, sorted keys) and the library's code."""
+    text = json.dumps({"parameters": parameters, "code": code_version()}, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

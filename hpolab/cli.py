@@ -4,6 +4,7 @@
     hpolab run 01_jd_sphere --scale cpu [-p iterations 500 ...]
     hpolab sweep 01_jd_sphere --grid p=0.1,0.5,0.9 --scale smoke [--workers 2 | --address tcp://host:8786]
     hpolab report [01_jd_sphere | runs/sweeps/01_jd_sphere]
+    hpolab claims [--scale cpu] [--runs results/cpu] [--markdown docs/claims-cpu.md] [--keep results/cpu]
 
 Bad input ends with one line on stderr and exit status 2; a sweep with a failed run ends
 with status 1 once every run is done.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hpolab import notebooks
 
@@ -53,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="notebook name (its last sweep) or sweep folder; default: the last sweep")
     report.add_argument("--metric", help="the summary column plotted (default: the first 'best...' column)")
     report.add_argument("--output", help="the HTML file (default SWEEP_FOLDER/report.html)")
+
+    claims = commands.add_parser(
+        "claims", help="the papers' claims as checked by the latest run of every notebook",
+        description="One table over the latest run of every notebook (its claims.csv): each paper claim, what "
+                    "the run measured and the verdict. Declared claims no run has checked are listed as 'not run'.")
+    claims.add_argument("--scale", choices=["smoke", "cpu", "paper"], help="only runs at this scale")
+    claims.add_argument("--runs", help="folder of runs, RUNS/<notebook>/<run>/claims.csv (default: runs/)")
+    claims.add_argument("--markdown", metavar="FILE", help="also write the table as a Markdown page")
+    claims.add_argument("--keep", metavar="DIR",
+                        help="copy the latest runs' small files (claims, summary, run record) into DIR/<notebook>/ "
+                             "(needs --scale), e.g. results/cpu, the results a commit keeps")
     return parser
 
 
@@ -133,6 +146,33 @@ def report_sweep(args, parser) -> int:
     return 0
 
 
+def show_claims(args, parser) -> int:
+    from hpolab import claims
+
+    root = args.runs or notebooks.runs_dir()
+    if args.keep:
+        if not args.scale:
+            parser.exit(2, "hpolab: error: --keep needs --scale (the scale whose runs are kept)\n")
+        kept = claims.keep(root, args.keep, args.scale)
+        print(f"kept {len(kept)} runs in {args.keep}")
+        root = args.keep
+    table = claims.collect(root, args.scale)
+    for notebook, rows in table.groupby("notebook", sort=False):
+        wall = float(rows["wall seconds"].iloc[0])
+        timing = f", {wall / 60:.1f} min" if wall == wall else ""
+        print(f"{notebook} ({rows['started'].iloc[0] or 'not run'}{timing})")
+        for row in rows.to_dict("records"):
+            print(f"  {row['verdict']:<17} {row['claim']}: {row['we measured'] or '-'}")
+    counts = table["verdict"].value_counts()
+    print("\n" + ", ".join(f"{int(n)} {v}" for v, n in counts.items()) + f" (of {len(table)} claims)")
+    if args.markdown:
+        title = f"Claims ledger, {args.scale} scale" if args.scale else "Claims ledger"
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(claims.markdown(table, title))
+        print(f"written: {args.markdown}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -144,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         return sweep_notebook(args, parser)
     elif args.command == "report":
         return report_sweep(args, parser)
+    elif args.command == "claims":
+        return show_claims(args, parser)
     return 0
 
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sys
+import time
 
 import nbformat
 import papermill
 
+from hpolab.claims import write_run_record
 from hpolab.progress import ENVIRONMENT_VARIABLE
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -99,9 +101,10 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
     """Run a study notebook headlessly into its own folder under ``runs/``.
 
     The folder (``runs/<notebook>/<scale>-<time>/`` unless ``output`` is given) receives
-    the executed notebook, the study's ``summary.csv``, ``histories.csv`` and
-    ``parameters.json`` (through the notebook's ``results_dir`` parameter) and, with
-    ``report``, an offline HTML report with the figures.
+    the executed notebook, ``run.json`` (scale, start, wall time, status, parameters), the
+    study's ``summary.csv``, ``histories.csv``, ``claims.csv`` and ``parameters.json``
+    (through the notebook's ``results_dir`` parameter) and, with ``report``, an offline HTML
+    report with the figures.
 
     Returns:
       The paths written, by kind (``notebook``, ``report``, ``summary``...).
@@ -121,14 +124,21 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
     if "results_dir" in declared:
         values["results_dir"] = str(folder)
     executed = folder / f"{path.stem}.ipynb"
+    started, clock = dt.datetime.now(), time.perf_counter()
     if progress:  # the kernel inherits the variable: its bars print as text, relayed to this terminal
         os.environ[ENVIRONMENT_VARIABLE] = "text"
-    papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
-                               cwd=str(path.parent), progress_bar=False,
-                               stdout_file=sys.stdout if progress else None,
-                               stderr_file=sys.stderr if progress else None)
+    scale_run = values.get("scale", declared["scale"].default)
+    try:
+        papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
+                                   cwd=str(path.parent), progress_bar=False,
+                                   stdout_file=sys.stdout if progress else None,
+                                   stderr_file=sys.stderr if progress else None)
+    except BaseException:
+        write_run_record(folder, path.stem, scale_run, started, time.perf_counter() - clock, "failed", values)
+        raise
+    record = write_run_record(folder, path.stem, scale_run, started, time.perf_counter() - clock, "finished", values)
     drop_widget_state(executed)
-    written = {"notebook": executed}
+    written = {"notebook": executed, "run": record}
     written.update({p.stem: p for p in sorted(folder.glob("*.csv"))})
     if report:
         from hpolab.report import export_html
