@@ -94,7 +94,11 @@ def run_notebook(args, parser) -> None:
             values[key] = notebooks.coerce(declared[key], text)
     except ValueError as error:
         parser.exit(2, f"hpolab: error: {error}\n")
-    written = notebooks.execute(path.stem, values, scale=args.scale, output=args.output, report=not args.no_report)
+    try:
+        written = notebooks.execute(path.stem, values, scale=args.scale, output=args.output,
+                                    report=not args.no_report)
+    except notebooks.BadParameter as error:
+        parser.exit(2, f"hpolab: error: {error}\n")
     print(f"\n{path.stem} finished; written:")
     for kind, file in written.items():
         print(f"  {kind:<10} {file}")

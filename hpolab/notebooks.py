@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import nbformat
 import papermill
 
 from hpolab.claims import write_run_record
-from hpolab.progress import ENVIRONMENT_VARIABLE
+from hpolab.progress import relay
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -45,6 +47,10 @@ def find(name: str | Path) -> Path:
     if len(matches) != 1:
         raise ValueError(f"notebook must be one of {sorted(notebooks)}, got {name!r}")
     return matches[0]
+
+
+class BadParameter(ValueError):
+    """A notebook rejected a parameter's value before doing any work (its one-line message)."""
 
 
 @dataclass(frozen=True)
@@ -125,14 +131,24 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
         values["results_dir"] = str(folder)
     executed = folder / f"{path.stem}.ipynb"
     started, clock = dt.datetime.now(), time.perf_counter()
-    if progress:  # the kernel inherits the variable: its bars print as text, relayed to this terminal
-        os.environ[ENVIRONMENT_VARIABLE] = "text"
     scale_run = values.get("scale", declared["scale"].default)
+    # Bars go to progress.log, relayed to this terminal, never into the executed notebook.
+    bars = relay(folder / "progress.log") if progress else contextlib.nullcontext()
     try:
-        papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
-                                   cwd=str(path.parent), progress_bar=False,
-                                   stdout_file=sys.stdout if progress else None,
-                                   stderr_file=sys.stderr if progress else None)
+        with bars:
+            papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
+                                       cwd=str(path.parent), progress_bar=False,
+                                       stdout_file=sys.stdout if progress else None,
+                                       stderr_file=sys.stderr if progress else None)
+    except papermill.PapermillExecutionError as error:
+        if error.ename == "ValueError" and " must " in error.evalue and not any(folder.glob("*.csv")):
+            if output is None:  # nothing ran: leave no half-empty run folder behind
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()  # only if no other run is there
+            raise BadParameter(f"{path.stem}: {error.evalue}") from None
+        write_run_record(folder, path.stem, scale_run, started, time.perf_counter() - clock, "failed", values)
+        raise
     except BaseException:
         write_run_record(folder, path.stem, scale_run, started, time.perf_counter() - clock, "failed", values)
         raise
