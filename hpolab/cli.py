@@ -4,6 +4,7 @@
     hpolab run 01_jd_sphere --scale cpu [-p iterations 500 ...]
     hpolab sweep 01_jd_sphere --grid p=0.1,0.5,0.9 --scale smoke [--workers 2 | --address tcp://host:8786]
     hpolab report [01_jd_sphere | runs/sweeps/01_jd_sphere]
+    hpolab site [--scale cpu] [--output site]
     hpolab claims [--scale cpu] [--runs results/cpu] [--markdown docs/claims-cpu.md] [--keep results/cpu]
 
 Bad input ends with one line on stderr and exit status 2; a sweep with a failed run ends
@@ -66,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--keep", metavar="DIR",
                         help="copy the latest runs' small files (claims, summary, run record) into DIR/<notebook>/ "
                              "(needs --scale), e.g. results/cpu, the results a commit keeps")
+
+    site = commands.add_parser(
+        "site", help="a static, offline results site from the latest run of every notebook",
+        description="Copy the HTML report of the latest finished run of every notebook into one folder with an "
+                    "index page (notebook, paper, figure, scale, date, wall time, claims verdicts).")
+    site.add_argument("--scale", choices=["smoke", "cpu", "paper"], help="only runs at this scale")
+    site.add_argument("--runs", help="folder of runs, RUNS/<notebook>/<run>/ (default: runs/)")
+    site.add_argument("--output", default="site", help="the site's folder (default site/; replaced)")
     return parser
 
 
@@ -177,6 +186,17 @@ def show_claims(args, parser) -> int:
     return 0
 
 
+def build_site(args, parser) -> int:
+    from hpolab import site
+
+    try:
+        index = site.build(args.runs or notebooks.runs_dir(), args.output, args.scale)
+    except ValueError as error:
+        parser.exit(2, f"hpolab: error: {error}\n")
+    print(f"written: {index} (open it in a browser; it works offline)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -188,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return sweep_notebook(args, parser)
     elif args.command == "report":
         return report_sweep(args, parser)
+    elif args.command == "site":
+        return build_site(args, parser)
     elif args.command == "claims":
         return show_claims(args, parser)
     return 0
