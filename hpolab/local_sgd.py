@@ -350,6 +350,7 @@ def run_local_sgd(
     weight_decay: float = 0.0,
     evaluations: int = 50,
     evaluate_on: tuple[torch.Tensor, torch.Tensor] | None = None,
+    measure_rounds: Sequence[int] = (),
     optimum: float | None = None,
     label: str | None = None,
     problem: str = "",
@@ -381,6 +382,8 @@ def run_local_sgd(
       evaluations: about how many times to measure the averaged model (after the first
         average at or after each point of :func:`evaluation_steps`).
       evaluate_on: (x, y) for the training objective (default: ``train``).
+      measure_rounds: also measure right after these numbers of rounds, so that runs with
+        different periods can be compared at the same number of communications.
       optimum: the objective's minimum, if known: adds a ``suboptimality`` column.
       callback, should_stop: called with each row; polled after each round.
       divergence_factor: an objective above this multiple of its start (or NaN) ends the
@@ -411,6 +414,7 @@ def run_local_sgd(
         recorder = _Recorder(model, evaluate_on if evaluate_on is not None else train, test, loss, weight_decay,
                              optimum, workers, batch_size, callback)
         marks = [int(m) for m in evaluation_steps(steps, evaluations)[1:]]
+        at_rounds = {check_count("measure_rounds", r, minimum=1) for r in measure_rounds}
         rounds: list[tuple[int, float]] = []
         limit = divergence_factor * max(abs(recorder.record(weights, 0, rounds)["objective"]), 1.0)
         done, status, message = 0, "finished", ""
@@ -424,7 +428,8 @@ def run_local_sgd(
             weights, done = average(weights), done + h
             rounds.append((h, round_loss / h))
             recorder.add_local(round_loss, h)
-            if bisect_right(marks, done) > bisect_right(marks, done - h):  # passed a measuring point
+            passed = bisect_right(marks, done) > bisect_right(marks, done - h)  # a measuring point
+            if passed or len(rounds) in at_rounds:
                 objective = recorder.record(weights, done, rounds)["objective"]
                 if not (math.isfinite(objective) and abs(objective) <= limit):
                     status, message = "diverged", f"diverged at step {done}: the objective reached {objective:.4g}"

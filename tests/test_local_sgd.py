@@ -2,6 +2,7 @@
 minibatch streams, schedules, the history, the study's tables, bad input."""
 
 import copy
+import inspect
 import math
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from hpolab import claims
 from hpolab.data import DataNotFoundError
 from hpolab.history import History
 from hpolab.local_sgd import (BatchStreams, average, classification_loss, constant, evaluation_steps, growing,
@@ -208,7 +210,7 @@ def fake(task, label, steps, values, seed=0):
     return History(frame, "local-sgd", label, task, seed)
 
 
-def test_summary_targets_reach_and_findings():
+def test_summary_targets_and_reach():
     steps = list(range(0, 101, 10))
     runs = [fake("a9a-logreg", "H=1", steps, [1.0, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]),
             fake("a9a-logreg", "H=8", steps, [1.0, 0.6, 0.3, 0.2, 0.12, 0.13, 0.13, 0.13, 0.13, 0.13, 0.13]),
@@ -222,11 +224,123 @@ def test_summary_targets_reach_and_findings():
     assert summary.loc["H=8", ["rounds to easy", "rounds to H=1 level", "steps to H=1 level"]].tolist() == [1, 5, 40]
     assert math.isnan(summary.loc["H=64", "steps to H=1 level"]) and summary.loc["H=64", "reached"] == "0/1"
     assert summary.loc["H=8", "final"] == pytest.approx(0.13)
-    lines = study.findings(study.StudyResult(runs, study.summarize(runs)))
-    assert lines[0].endswith("H=1 10, H=8 1, H=64 1 (does not hold)")
-    assert "constant H reaching H=1's level in every run: H=1, H=8" in lines[1]
-    assert lines[2].startswith("a9a-logreg: growing:") and lines[2].endswith(": best of both")
-    assert "after 3 rounds (fewest among constant H: 5, H=8)" in lines[2]
+
+
+# --- the claims, on constructed results where each holds and where it fails ----------------------
+
+T, P = 256, 16  # sqrt(T / (P b)) = 4 with b = 1
+
+
+def run(label, curve, task="a9a-logreg", seed=0, steps=T, every=None):
+    """A run whose f - f* at local step t is ``curve(t)``, measured after every round of a
+    constant period (every ``every`` steps for a schedule) and rounds counted accordingly."""
+    h = study.period_of(label) if study.is_constant(label) else None
+    grid = list(range(0, steps + 1, h or every or 1))
+    if h is None:  # a growing schedule: H_r = r + 1
+        grid, t, r = [0], 0, 0
+        while t < steps:
+            r += 1
+            t = min(steps, t + r)
+            grid.append(t)
+    rounds = list(range(len(grid)))
+    values = [curve(t) for t in grid]
+    frame = pd.DataFrame({"step": grid, "round": rounds, "gradient_evaluations": [P * t for t in grid],
+                          "objective": values, "suboptimality": values, "test_accuracy": 0.8})
+    return History(frame, "local-sgd", label, task, seed, {"workers": P, "batch_size": 1})
+
+
+def result_of(*runs):
+    return study.LocalSGDResult(list(runs), study.summarize(list(runs)), {})
+
+
+def decay(scale=1.0, floor=0.0):
+    return lambda t: scale / (1 + t) + floor
+
+
+def verdict(claim_id, result):
+    claim = next(c for c in study.CLAIMS if c.id == claim_id)
+    return claim.evaluate(result, "cpu")
+
+
+def test_larger_h_fewer_rounds_holds_when_the_loss_at_equal_rounds_falls_with_h():
+    good = result_of(run("H=1", decay()), run("H=4", decay(1.2)), run("H=16", decay(1.5)))
+    found = verdict("larger-h-fewer-rounds", good)
+    assert found.status == "holds" and "after 16 rounds" in found.measured
+    bad = result_of(run("H=1", decay()), run("H=4", decay(1.2)), run("H=16", lambda t: 0.5))
+    assert verdict("larger-h-fewer-rounds", bad).status == "fails"
+    mlp_only = result_of(run("H=1", decay(), task="mnist-mlp"), run("H=4", decay(), task="mnist-mlp"))
+    assert verdict("larger-h-fewer-rounds", mlp_only).status == "not testable here"
+
+
+def test_same_rate_holds_within_a_factor_two_for_h_up_to_sqrt_t_over_p_b():
+    good = result_of(run("H=1", decay()), run("H=4", decay(1.5)), run("H=16", decay(10)))  # H=16 is outside
+    found = verdict("same-rate-as-minibatch-sgd", good)
+    assert found.status == "holds" and "sqrt(T/(P b)) = 4" in found.measured and "H=16" not in found.measured
+    bad = result_of(run("H=1", decay()), run("H=4", decay(2.5)))
+    assert verdict("same-rate-as-minibatch-sgd", bad).status == "fails"
+    only_large = result_of(run("H=1", decay()), run("H=16", decay()))
+    assert verdict("same-rate-as-minibatch-sgd", only_large).status == "not testable here"
+
+
+def test_minibatch_best_per_step_allows_ten_percent_and_fails_beyond():
+    good = result_of(run("H=1", decay(floor=0.1)), run("H=4", decay(floor=0.095)), run("H=16", decay(floor=0.2)))
+    assert verdict("minibatch-sgd-best-per-step", good).status == "holds"
+    bad = result_of(run("H=1", decay(floor=0.1)), run("H=4", decay(floor=0.08)))
+    found = verdict("minibatch-sgd-best-per-step", bad)
+    assert found.status == "fails" and "(lowest: H=4)" in found.measured
+
+
+def test_growing_period_claims_compare_rounds_to_mini_batch_level():
+    floor = decay(floor=0.1)  # H=1 ends near 0.1: level 0.125 + its tail
+    growing = run(study.GROWING, decay(floor=0.1))
+    slow = run("H=4", decay(20, floor=0.1))  # reaches the level late or never
+    result = result_of(run("H=1", floor), slow, growing)
+    assert verdict("growing-period-saves-rounds", result).status == "holds"
+    assert verdict("growing-period-beats-constant", result).status == "holds"
+    fast = run("H=16", decay(floor=0.1))  # a constant H reaching the level in fewer rounds than growing
+    found = verdict("growing-period-beats-constant", result_of(run("H=1", floor), fast, growing))
+    assert found.status == "fails" and "H=16" in found.measured
+    never = run(study.GROWING, lambda t: 1.0)
+    assert verdict("growing-period-saves-rounds", result_of(run("H=1", floor), never)).status == "fails"
+    assert verdict("growing-period-saves-rounds", result_of(run("H=1", floor))).status == "not testable here"
+
+
+def test_delay_affordable_late_compares_the_excess_early_and_at_the_end():
+    base = decay(floor=0.01)
+    shrinking = run("H=16", lambda t: base(t) * (3.0 if t < T / 2 else 1.1))
+    assert verdict("delay-affordable-near-solution", result_of(run("H=1", base), shrinking)).status == "holds"
+    growing_gap = run("H=16", lambda t: base(t) * (1.1 if t < T / 2 else 3.0))
+    found = verdict("delay-affordable-near-solution", result_of(run("H=1", base), growing_gap))
+    assert found.status == "fails" and "at step 25" in found.measured
+
+
+def test_a_diverged_run_makes_a_claim_fail_not_vanish():
+    diverged = run("H=4", decay(1.2))
+    diverged.status = "diverged"
+    result = result_of(run("H=1", decay()), diverged)
+    assert verdict("same-rate-as-minibatch-sgd", result).status == "fails"
+    assert verdict("larger-h-fewer-rounds", result).status == "fails"
+
+
+# --- the study's setting -----------------------------------------------------------------------
+
+
+def test_study_defaults_follow_the_notes_and_patel_dieuleveut():
+    """Workers use batch size 1 (the notes); gamma_t = gamma_0 t^-alpha with alpha inside
+    (1/2, 1) (Patel & Dieuleveut); the growing period is not capped."""
+    defaults = inspect.signature(study.run_study).parameters
+    assert defaults["batch_size"].default == 1
+    assert 0.5 < defaults["lr_decay"].default < 1
+    assert defaults["learning_rates"].default is None  # picked by the sweep on H = 1
+    assert study.schedule_for("growing", [1, 4, 16, 64])([(h, 0.0) for h in range(1, 200)]) == 200
+
+
+def test_runs_are_also_measured_at_the_requested_rounds():
+    x, y = toy()
+    history = run_local_sgd(mlp(), (x, y), workers=2, period=3, steps=60, lr=0.1, batch_size=4, seed=0,
+                            evaluations=2, measure_rounds=[7, 13])
+    assert {7, 13} <= set(history.frame["round"]) and len(history.frame) < 20
+    assert study.round_budgets(60, [1, 4, 16]) == [4, 15, 60]
 
 
 def test_curve_table_reads_runs_as_step_functions_on_a_log_grid():
@@ -244,7 +358,13 @@ def test_smoke_study_runs_every_configuration():
         result = study.run_study("smoke", tasks=["a9a-logreg"], periods=[1, 8], steps=24, progress=False)
     except DataNotFoundError as error:
         pytest.skip(f"needs the LIBSVM a9a files in data/libsvm: {error}")
-    assert [h.label for h in result.histories] == ["H=1", "H=8", "growing H=r+1<=8", "plateau H=1x2<=8"]
+    assert [h.label for h in result.histories] == ["H=1", "H=8", "growing H=r+1", "plateau H=1x2<=8"]
     assert (result.summary["rounds"].tolist()[:2]) == [24, 3]
     assert all((h.frame["suboptimality"] > -1e-9).all() for h in result.histories)
-    assert len(study.findings(result)) >= 3
+    sweep = result.lr_sweep
+    assert list(sweep["lr"]) == list(study.LR_GRIDS["a9a-logreg"]) and sweep["chosen"].sum() == 1
+    assert sweep.loc[sweep["chosen"], "final"].item() == sweep["final"].min()
+    assert result.parameters["learning_rates"]["a9a-logreg"] == sweep.loc[sweep["chosen"], "lr"].item()
+    assert all(3 in set(h.frame["round"]) for h in result.histories)  # H=8's budget, measured by every run
+    table = claims.evaluate("13_local_sgd", result, "smoke")
+    assert len(table) == len(study.CLAIMS) and (table["verdict"] == "not testable here").all()

@@ -5,13 +5,17 @@ response, the exact hypergradient, the Jacobian and the minimizer of STN's train
 are all checked against finite differences or quadrature in float64.
 """
 
+import inspect
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from hpolab import claims
 from hpolab.data import data_root
+from hpolab.history import History
 from hpolab.methods import stn
 from hpolab.studies import stn as study
 
@@ -293,28 +297,161 @@ def test_network_runs_share_initialization_and_repeat_exactly():
 
 
 @needs_mnist
-def test_smoke_study_summarizes_every_setting_and_states_its_findings(tmp_path):
+def test_smoke_study_summarizes_every_setting_and_checks_its_claims(tmp_path):
     result = study.run_study("smoke", seeds=2, progress=False)
     summary = result.summary
     assert list(summary.columns) == ["task", "method", "weight decay", "dropout", "val loss", "val ±95%", "test loss",
-                                     "test acc", "train steps", "val steps", "runs"]
-    assert list(summary["method"]) == ["STN", "wd=0.0001, p=0", "wd=0.0001, p=0.5", "STN", "exact optimum"]
-    assert list(summary["runs"]) == [2, 2, 2, 1, 0] and summary["val loss"].notna().all()
+                                     "test acc", "train steps", "val steps", "seconds", "runs"]
+    assert list(summary["method"]) == ["STN", "wd=0.0001, p=0", "wd=0.0001, p=0.5", study.REPLAY, "STN",
+                                       "exact optimum"]
+    assert list(summary["runs"]) == [2, 2, 2, 2, 1, 0] and summary["val loss"].notna().all()
     stn_runs = [h for h in result.histories if h.method == "stn" and h.problem == "mnist-mlp"]
     assert summary.loc[0, "val loss"] == pytest.approx(np.mean([h.final_objective for h in stn_runs]))
-    assert summary.loc[0, "val steps"] == (60 - 12) // 5 + 1  # warm-up 12 steps, then one tuning step per 5
-    lines = study.findings(result)
-    assert len(lines) == 7 and lines[3].startswith("mnist-mlp: STN's final validation loss")
+    warmup = study.WARMUP_EPOCHS * (256 // 128)  # 5 epochs of 2 batches
+    assert result.parameters["warmup_steps"] == warmup == 10
+    assert summary.loc[0, "val steps"] == (60 - warmup) // study.TRAIN_STEPS + 1
+    assert len(stn_runs[0].schedule) == summary.loc[0, "val steps"] + 1
+    replays = [h for h in result.histories if h.method == "replay"]
+    assert [h.seed for h in replays] == [0, 1] and replays[0].as_schedule() == stn_runs[0].as_schedule()
     assert len(study.per_seed(result)) == 2
     grid, paths = study.grid_points(result)
     assert len(grid) == 2 and len(paths) == sum(len(h.frame) for h in stn_runs)
     assert set(result.save(tmp_path)) == {"summary", "histories", "parameters", "sigma_sweep"}
+    table = claims.evaluate("12_stn_best_response", result, "smoke")
+    assert len(table) == len(study.CLAIMS) and (table["verdict"] == "not testable here").all()
     for figure in (study.validation_figure(result), study.grid_figure(result), study.schedule_figure(result),
                    study.best_response_figure(result.ridge), study.ridge_trajectory_figure(result.ridge),
                    study.sigma_figure(result.sweep)):
         assert len(figure.data) > 1
 
 
-def test_study_rejects_a_warmup_outside_zero_one():
-    with pytest.raises(ValueError, match=r"warmup must lie in \[0, 1\)"):
-        study.run_study("smoke", warmup=1.0, progress=False)
+def test_study_rejects_a_negative_warmup():
+    with pytest.raises(ValueError, match=r"warmup_epochs must be a finite number >= 0"):
+        study.run_study("smoke", warmup_epochs=-1, progress=False)
+
+
+# --- the setting: the authors' code where the notes give none ----------------------------------
+
+
+def test_network_defaults_follow_the_authors_code():
+    """cnn/hypertrain.py of the STN authors: perturbation scale 0.5, two training steps per
+    tuning step, validation batches of the training batch size, 5 warm-up epochs, dropout
+    started at 0.05; the step size on lambda from travel_lr, not a fixed 0.1."""
+    setting = study.NetworkSetting("stn", 1e-4, 0.05)
+    assert (setting.sigma, setting.train_steps, setting.val_batch_size, setting.hyper_lr) == (0.5, 2, None, None)
+    assert setting.warmup_steps(2000) == 5 * (2000 // 128)
+    defaults = inspect.signature(study.run_study).parameters
+    assert defaults["dropout"].default == 0.05 and defaults["warmup_epochs"].default == 5
+    assert defaults["hyper_lr"].default is None and defaults["val_batch_size"].default is None
+    assert defaults["ridge_sigma"].default == 0.5 == defaults["sigma"].default
+    assert inspect.signature(study.run_ridge).parameters["sigma"].default == 0.5
+
+
+def test_travel_lr_lets_adam_cross_the_widest_side_of_the_box_once():
+    limits = study.network_limits()  # log weight decay spans ln(1e7)
+    assert study.travel_lr(limits, 100) == pytest.approx(math.log(1e7) / 100)
+    paper = study.NetworkSetting("stn", 1e-4, 0.05, steps=20_000)
+    assert paper.tuning_steps(50_000) == (20_000 - 5 * 390) // 2 + 1
+    assert study.travel_lr(limits, paper.tuning_steps(50_000)) == pytest.approx(1.79e-3, rel=0.01)
+    with pytest.raises(ValueError, match="tuning_steps must be an integer >= 1"):
+        study.travel_lr(limits, 0)
+
+
+def test_scheduled_hyperparameters_are_those_in_force_before_each_step():
+    schedule = ((0, 1e-4, 0.05), (10, 1e-3, 0.1), (12, 1e-2, 0.2))
+    assert [study.scheduled(schedule, t) for t in (1, 10, 11, 12, 13, 99)] == [
+        (1e-4, 0.05), (1e-4, 0.05), (1e-3, 0.1), (1e-3, 0.1), (1e-2, 0.2), (1e-2, 0.2)]
+
+
+@needs_mnist
+def test_replaying_a_constant_schedule_is_the_fixed_run_and_stn_records_its_schedule():
+    data = study.mnist_split(64, 64, 64)
+    common = {"hidden": (8,), "steps": 12, "batch_size": 16, "evaluations": 3}
+    fixed = study.run_network(study.NetworkSetting("fixed", 1e-3, 0.2, **common), data, seed=3)
+    replay = study.run_network(study.NetworkSetting("replay", 0.0, 0.0, schedule=((0, 1e-3, 0.2),), **common),
+                               data, seed=3)
+    columns = ["step", "objective", "test_loss", "weight_decay", "dropout"]
+    assert replay.frame[columns].equals(fixed.frame[columns]) and replay.label == study.REPLAY
+    tuned = study.run_network(study.NetworkSetting("stn", 1e-3, 0.2, warmup=4, **common), data, seed=3)
+    assert list(tuned.schedule["step"]) == [0, 4, 6, 8, 10, 12]
+    last = tuned.schedule.iloc[-1]
+    assert tuned.frame["weight_decay"].iloc[-1] == pytest.approx(last["weight_decay"])
+    moving = study.run_network(study.NetworkSetting("replay", 0.0, 0.0, schedule=tuned.as_schedule(), **common),
+                               data, seed=3)
+    assert moving.frame["dropout"].iloc[-1] == pytest.approx(study.scheduled(tuned.as_schedule(), 12)[1])
+    with pytest.raises(ValueError, match="schedule must hold at least one"):
+        study.run_network(study.NetworkSetting("replay", 0.0, 0.0, **common), data)
+
+
+def test_local_errors_of_the_exact_linearization_are_second_order_and_beat_the_constant(ridge):
+    x, y = ridge.train
+    h = 1.0
+    w0, w1 = study.ridge_best_response(x, y, h), study.ridge_jacobian(x, y, h)[:, 0]
+    small, large = (study.local_errors(x, y, w0, w1, h, sigma) for sigma in (0.05, 0.1))
+    assert small["local_error"] < small["constant_error"] / 10
+    assert large["local_error"] / small["local_error"] == pytest.approx(4, rel=0.1)  # O(sigma^2)
+    assert large["constant_error"] / small["constant_error"] == pytest.approx(2, rel=0.1)  # O(sigma)
+
+
+# --- the claims, on constructed results where each holds and where it fails ----------------------
+
+
+def claim(claim_id):
+    return next(c for c in study.CLAIMS if c.id == claim_id)
+
+
+def ridge_result(ridge, log_lambdas, local=0.02, constant=0.1):
+    frame = pd.DataFrame({"log_lambda": log_lambdas, "local_error": local, "constant_error": constant,
+                          "jacobian_error": 0.05, "objective": 1.0})
+    history = History(frame, "stn", "STN", "ridge", 0, {"sigma": 0.5, "hyper_lr": 0.08})
+    run = study.RidgeRun(history, [], study.ridge_optimum(ridge), ridge)
+    return study.STNResult([history], pd.DataFrame(columns=["task", "method"]), {}, run)
+
+
+def test_ridge_claims_hold_near_the_exact_response_and_optimum_and_fail_away_from_them(ridge):
+    best = study.ridge_optimum(ridge)
+    good = ridge_result(ridge, [-4.0, 0.0, best])
+    assert claim("linear-response-tracks-ridge").evaluate(good, "cpu").status == "holds"
+    found = claim("hypergradient-through-response-finds-ridge-optimum").evaluate(good, "cpu")
+    assert found.status == "holds" and "log lambda -4 ->" in found.measured
+    far = ridge_result(ridge, [-4.0, -4.0, -4.0], local=0.2)
+    assert claim("linear-response-tracks-ridge").evaluate(far, "cpu").status == "fails"
+    assert claim("hypergradient-through-response-finds-ridge-optimum").evaluate(far, "cpu").status == "fails"
+    no_better = ridge_result(ridge, [best] * 3, local=0.05, constant=0.04)  # small, but no better than w0 alone
+    assert claim("linear-response-tracks-ridge").evaluate(no_better, "cpu").status == "fails"
+    none = study.STNResult([], pd.DataFrame(columns=["task", "method"]), {})
+    assert claim("linear-response-tracks-ridge").evaluate(none, "cpu").status == "not testable here"
+
+
+def mlp_run(method, weight_decay, dropout, seed, val, seconds, schedule=None):
+    frame = pd.DataFrame({"step": [100], "tune_step": [50 if method == "stn" else 0], "objective": [val],
+                          "weight_decay": [weight_decay], "dropout": [dropout], "test_loss": [val],
+                          "test_accuracy": [0.9], "wall_time": [seconds]})
+    setting = study.NetworkSetting(method, weight_decay, dropout)
+    path = pd.DataFrame(schedule or [(0, weight_decay, dropout)], columns=["step", "weight_decay", "dropout"])
+    return study.STNHistory(frame, method, setting.label, "mnist-mlp", seed, {"sigma": 0.5}, [], schedule=path)
+
+
+def mlp_result(stn_val, replay_val, stn_seconds=2.5, moved=True):
+    runs = []
+    for seed in (0, 1):
+        end = (1e-2, 0.5) if moved else (1.2e-4, 0.06)
+        runs += [mlp_run("stn", *end, seed, stn_val, stn_seconds, [(0, 1e-4, 0.05), (50, *end)]),
+                 mlp_run("fixed", 1e-3, 0.0, seed, 0.30, 1.0), mlp_run("fixed", 1e-2, 0.25, seed, 0.25, 1.0),
+                 mlp_run("fixed", 1e-5, 0.5, seed, 0.40, 1.0), mlp_run("replay", 1e-2, 0.5, seed, replay_val, 1.0)]
+    return study.STNResult(runs, study.summarize(runs), {})
+
+
+def test_network_claims_hold_and_fail_on_constructed_results():
+    good = mlp_result(stn_val=0.26, replay_val=0.24)
+    for claim_id in ("stn-matches-best-fixed", "stn-schedule-beats-best-fixed-from-scratch", "stn-yields-a-schedule",
+                     "stn-costs-less-than-the-grid"):
+        assert claim(claim_id).evaluate(good, "cpu").status == "holds", claim_id
+    found = claim("stn-matches-best-fixed").evaluate(good, "cpu")
+    assert "best of 3 fixed (wd=0.01, p=0.25) 0.25" in found.measured and "ranks 2 of 4" in found.measured
+    bad = mlp_result(stn_val=0.27, replay_val=0.25, stn_seconds=3.5, moved=False)
+    for claim_id in ("stn-matches-best-fixed", "stn-schedule-beats-best-fixed-from-scratch", "stn-yields-a-schedule",
+                     "stn-costs-less-than-the-grid"):
+        assert claim(claim_id).evaluate(bad, "cpu").status == "fails", claim_id
+    found = claim("stn-schedule-beats-best-fixed-from-scratch").evaluate(bad, "cpu")
+    assert "lower than the seed's best fixed in 0 of 2 seeds" in found.measured

@@ -1,19 +1,32 @@
 """Study 12: Self-Tuning Networks' best-response approximation (MacKay et al., ICLR 2019).
 
-Two settings (the method is :mod:`hpolab.methods.stn`):
+Three parts (the method is :mod:`hpolab.methods.stn`):
 
 * **Ridge regression**, where the best response is known: L_train(w, lambda) =
   (|X w - y|^2 + lambda |w|^2) / (2 n), so w*(lambda) = (X^T X + lambda I)^-1 X^T y and
   d w* / d log lambda = -lambda (X^T X + lambda I)^-1 w*. STN tunes h = log lambda with the
   plain linear response w0 + W1 (h - c); the study records, at every tuning step, the fitted
-  response against the exact one (value and Jacobian), the hypergradient through the fitted
-  response against the exact one, and snapshots of the response for the figures. The
+  response against the exact one around c (value, Jacobian), the hypergradient through the
+  fitted response against the exact one, and snapshots of the response for the figures. The
   minimizer of STN's training objective E_delta L_train(w0 + W1 delta, h + delta) has a closed
   form here (:func:`ridge_stn_optimum`), which shows how sigma biases the fitted Jacobian.
 * **An MLP on real MNIST** (a small training set, so regularization matters) with
   lambda = (log weight decay, logit dropout) and the paper's structured response in every
   layer, against a grid of fixed (weight decay, dropout) trained for the same number of steps
   with the same initialization, best by validation loss.
+* **The schedule replayed**: the plain MLP trained from scratch with the (weight decay,
+  dropout) STN used at each step, against the same grid (the notes: "these schedules
+  transferred ..., outperforming manually tuned constant schedules").
+
+The notes (``../shared/papers/iclr-optimization-notes.txt``) give no settings. Where the
+authors' code (github.com/asteroidhouse/self-tuning-networks, ``cnn/hypertrain.py``) has one,
+the study takes it: perturbation scale sigma = 0.5 (learned there from 0.5 with an entropy
+bonus; fixed here), T_train = 2 training steps per tuning step, validation batches of the
+training batch size, 5 warm-up epochs before the first tuning step, a starting dropout of
+0.05. The step size on lambda cannot be copied from a run 50 times longer: :func:`travel_lr`
+sets it so that Adam can cross the box once over the run (1.8e-3 at paper scale against the
+authors' 3e-3). ``docs/studies/12_stn_best_response.md`` lists every setting; :data:`CLAIMS`
+are the claims each run checks.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ import plotly.graph_objects as go
 import torch
 from torch.nn import functional as F
 
+from hpolab import claims
 from hpolab.devices import resolve_device
 from hpolab.history import COLUMNS, History
 from hpolab.methods.stn import (
@@ -192,14 +206,36 @@ class RidgeRun:
     data: Regression
 
 
-def run_ridge(data: Regression, log_lambda0: float = -4.0, sigma: float = 0.3, lr: float = 0.01,
-              hyper_lr: float = 0.05, cycles: int = 400, train_steps: int = 10, tune_steps: int = 1,
+def travel_lr(limits: tuple[Sequence[float], Sequence[float]], tuning_steps: int) -> float:
+    """The step size on lambda that lets Adam cross the widest side of the box once over the
+    run: (high - low) / tuning steps (an Adam step moves a coordinate by about its step size).
+
+    STN's authors use 3e-3 over ~50 000 tuning steps (their CNN code); the notes give no value.
+    A fixed value would either freeze lambda in a short run or make a long one erratic; this
+    rule gives 1.8e-3 at this study's paper scale and lets a short run span the box.
+    """
+    check_count("tuning_steps", tuning_steps, minimum=1)
+    low, high = np.asarray(limits[0], dtype=float), np.asarray(limits[1], dtype=float)
+    return float(np.max(high - low)) / tuning_steps
+
+
+def run_ridge(data: Regression, log_lambda0: float = -4.0, sigma: float = 0.5, lr: float = 0.01,
+              hyper_lr: float | None = None, cycles: int = 400, train_steps: int = 10, tune_steps: int = 1,
               warmup: int = 1000, snapshots: int = 4, seed: int = 0, limits=(-12.0, 12.0),
               callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None) -> RidgeRun:
     """STN on ridge regression, tuning log lambda from ``log_lambda0`` (full-batch training and
-    validation losses). One history row per tuning step (row 0: after the warm-up)."""
+    validation losses). One history row per tuning step (row 0: after the warm-up).
+
+    ``hyper_lr`` defaults to :func:`travel_lr` of the box over the ``cycles`` tuning steps.
+    Each row also holds the fitted response's error against the exact one around the current
+    log lambda c (``local_error``: mean over c + {-sigma, -sigma/2, sigma/2, sigma} of
+    |w0 + W1 delta - w*(c + delta)| / |w*(c + delta)|) and the same error of the constant
+    response w0 that ignores lambda (``constant_error``).
+    """
     check_count("cycles", cycles, minimum=1)
     check_count("warmup", warmup)
+    check_positive("sigma", sigma)
+    hyper_lr = travel_lr(([limits[0]], [limits[1]]), cycles * tune_steps) if hyper_lr is None else hyper_lr
     x, y = data.train
     method = self_tuning(ridge_model(len(y)), sigma, lr=lr, hyper_lr=hyper_lr, train_steps=train_steps,
                          tune_steps=tune_steps, limits=([limits[0]], [limits[1]]), per_example=False)
@@ -227,7 +263,8 @@ def run_ridge(data: Regression, log_lambda0: float = -4.0, sigma: float = 0.3, l
                      "test_loss": float(squared_loss(w0, data.test)),
                      "train_loss": float(squared_loss(w0, data.train) + 0.5 * math.exp(h) * (w0 @ w0) / len(y)),
                      "hypergradient": float(grad[0]), "exact_hypergradient": ridge_exact_hypergradient(data, h),
-                     "response_error": relative_error(w0, exact_w), "jacobian_error": relative_error(w1, exact_j)})
+                     "response_error": relative_error(w0, exact_w), "jacobian_error": relative_error(w1, exact_j),
+                     **local_errors(x, y, w0, w1[:, 0], h, sigma)})
         if state.tune_steps in snap_at:
             kept.append({"tune_step": state.tune_steps, "center": h, "w0": w0.clone(), "w1": w1.clone()})
         if callback is not None:
@@ -248,6 +285,19 @@ def run_ridge(data: Regression, log_lambda0: float = -4.0, sigma: float = 0.3, l
               "tune_steps": tune_steps, "warmup": warmup, "log_lambda0": log_lambda0}
     history = History(_frame(rows), "stn", "STN", "ridge", seed, config, ["log_lambda"], status, message)
     return RidgeRun(history, kept, optimum, data)
+
+
+def local_errors(x: torch.Tensor, y: torch.Tensor, w0: torch.Tensor, w1: torch.Tensor, center: float,
+                 sigma: float) -> dict[str, float]:
+    """How well the fitted line w0 + w1 delta follows w*(center + delta) for |delta| <= sigma
+    (where the training phase fits it): the mean relative error at delta in {-sigma, -sigma/2,
+    sigma/2, sigma} (``local_error``), and that of the constant w0 (``constant_error``)."""
+    fitted, constant = [], []
+    for delta in (-sigma, -sigma / 2, sigma / 2, sigma):
+        exact = ridge_best_response(x, y, center + delta)
+        fitted.append(relative_error(w0 + delta * w1, exact))
+        constant.append(relative_error(w0, exact))
+    return {"local_error": float(np.mean(fitted)), "constant_error": float(np.mean(constant))}
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -321,9 +371,21 @@ def evaluate(logits: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y:
     return loss / len(y), correct / len(y)
 
 
+WARMUP_EPOCHS = 5  # the authors' CNN code trains 5 epochs before its first tuning step
+TRAIN_STEPS = 2  # T_train of the authors' code (CNN and LSTM): training steps per tuning step
+SIGMA = 0.5  # the authors' CNN code's perturbation scale (there learned from 0.5; fixed here)
+
+
 @dataclass(frozen=True)
 class NetworkSetting:
-    """One network run: ``method`` "stn" tunes from (weight_decay, dropout); "fixed" keeps them."""
+    """One network run: ``method`` "stn" tunes from (weight_decay, dropout); "fixed" keeps
+    them; "replay" trains the plain MLP with a schedule found by STN (``schedule``: (step,
+    weight decay, dropout) rows, each in force from the training step after ``step``).
+
+    ``val_batch_size`` None takes ``batch_size`` (the authors' code draws validation batches
+    of the training batch size); ``warmup`` None is :data:`WARMUP_EPOCHS` epochs of the
+    training set; ``hyper_lr`` None is :func:`travel_lr` over the tuning steps of the run.
+    """
 
     method: str
     weight_decay: float
@@ -331,35 +393,78 @@ class NetworkSetting:
     hidden: tuple[int, ...] = (400, 400)
     steps: int = 1000  # training steps (phi or weights); STN adds one tuning step per train_steps
     batch_size: int = 128
-    val_batch_size: int = 512  # STN: validation examples per tuning step
+    val_batch_size: int | None = None  # STN: validation examples per tuning step
     lr: float = 1e-3
-    sigma: float = 0.5
-    hyper_lr: float = 0.1
-    train_steps: int = 5
+    sigma: float = SIGMA
+    hyper_lr: float | None = None
+    train_steps: int = TRAIN_STEPS
     tune_steps: int = 1
-    warmup: int = 200  # STN: training steps before the first tuning step
+    warmup: int | None = None  # STN: training steps before the first tuning step
     decay_range: tuple[float, float] = DECAY_RANGE  # STN's box on the weight decay
     dropout_range: tuple[float, float] = DROPOUT_RANGE  # and on the dropout rate
     evaluations: int = 20
+    schedule: tuple[tuple[int, float, float], ...] = ()  # replay: (step, weight decay, dropout)
 
     @property
     def label(self) -> str:
         if self.method == "stn":
             return "STN"
+        if self.method == "replay":
+            return REPLAY
         return f"wd={self.weight_decay:g}, p={self.dropout:g}"
+
+    def warmup_steps(self, n_train: int) -> int:
+        """STN's warm-up in training steps for a training set of ``n_train`` examples."""
+        if self.warmup is not None:
+            return check_count("warmup", self.warmup)
+        return WARMUP_EPOCHS * max(1, n_train // self.batch_size)
+
+    def tuning_steps(self, n_train: int) -> int:
+        """How many tuning steps STN takes in the run."""
+        warmup = self.warmup_steps(n_train)
+        return max(1, (self.steps - warmup) // self.train_steps + 1) * self.tune_steps if warmup <= self.steps else 1
+
+
+REPLAY = "STN schedule, replayed"
+
+
+@dataclass
+class STNHistory(History):
+    """A network run's history and, for STN, every value its hyperparameters took
+    (``schedule``: step, weight_decay, dropout; row 0 the start, then one row per tuning step)."""
+
+    schedule: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def as_schedule(self) -> tuple[tuple[int, float, float], ...]:
+        """The schedule as :class:`NetworkSetting`'s ``schedule`` rows."""
+        return tuple((int(r.step), float(r.weight_decay), float(r.dropout)) for r in self.schedule.itertuples())
+
+
+def scheduled(schedule: Sequence[tuple[int, float, float]], step: int) -> tuple[float, float]:
+    """(weight decay, dropout) in force at training step ``step`` (1, 2, ...): the last row
+    whose step is before it."""
+    current = schedule[0]
+    for row in schedule:
+        if row[0] >= step:
+            break
+        current = row
+    return current[1], current[2]
 
 
 def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: Callable[[dict], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> History:
-    """Train the MLP with fixed hyperparameters or tune them with STN; one history row per
-    evaluation (validation loss as the objective, test loss and accuracy, the hyperparameters).
+                should_stop: Callable[[], bool] | None = None) -> STNHistory:
+    """Train the MLP with fixed hyperparameters, with a replayed schedule, or tune them with
+    STN; one history row per evaluation (validation loss as the objective, test loss and
+    accuracy, the hyperparameters).
 
-    Both start from the same elementary weights for a seed and see the same training batches.
-    STN's validation loss, test loss and accuracy are those of the response at the current
-    lambda (no perturbation, no dropout).
+    All three start from the same elementary weights for a seed and see the same training
+    batches. STN's validation loss, test loss and accuracy are those of the response at the
+    current lambda (no perturbation, no dropout).
     """
-    check_choice("method", setting.method, ("stn", "fixed"))
+    check_choice("method", setting.method, ("stn", "fixed", "replay"))
     check_count("steps", setting.steps, minimum=1)
+    if setting.method == "replay" and not setting.schedule:
+        raise ValueError("schedule must hold at least one (step, weight decay, dropout) row to replay")
     x_train, y_train = data.train
     sizes = (x_train.shape[1], *setting.hidden, 10)
     device = x_train.device
@@ -367,36 +472,45 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
     train_batches = minibatches(data.train, setting.batch_size, generator)
     every = max(1, setting.steps // setting.evaluations)
     rows, running, count, status, message = [], 0.0, 0, "finished", ""
+    warmup = setting.warmup_steps(len(y_train))
+    hyper_lr = setting.hyper_lr
     start = time.perf_counter()
     if setting.method == "stn":
-        stn = self_tuning(mlp_response(), setting.sigma, lr=setting.lr, hyper_lr=setting.hyper_lr,
-                          train_steps=setting.train_steps, tune_steps=setting.tune_steps,
-                          limits=network_limits(setting.decay_range, setting.dropout_range))
+        limits = network_limits(setting.decay_range, setting.dropout_range)
+        hyper_lr = travel_lr(limits, setting.tuning_steps(len(y_train))) if hyper_lr is None else hyper_lr
+        stn = self_tuning(mlp_response(), setting.sigma, lr=setting.lr, hyper_lr=hyper_lr,
+                          train_steps=setting.train_steps, tune_steps=setting.tune_steps, limits=limits)
         state = stn.init(structured_init(sizes, len(NAMES), init_generator, device=device),
                          to_lambda(setting.weight_decay, setting.dropout))
-        val_batches = minibatches(data.val, setting.val_batch_size, generator)
+        val_batches = minibatches(data.val, setting.val_batch_size or setting.batch_size, generator)
     else:
         params = tuple(p.requires_grad_() for p in mlp_init(sizes, init_generator, device=device))
         optimizer = adam(setting.lr)
         opt_state = optimizer.init(params)
-        keep = torch.tensor(1 - setting.dropout, device=device) if setting.dropout > 0 else None
+    path = [(0, setting.weight_decay, setting.dropout)] if setting.method != "replay" else [setting.schedule[0]]
 
-    def current():
+    def hyperparameters(step):
+        """The weight decay and dropout of the plain network at training step ``step``."""
+        if setting.method == "replay":
+            return scheduled(setting.schedule, step)
+        return setting.weight_decay, setting.dropout
+
+    def current(step):
         if setting.method == "stn":
             weights = structured_weights(state.phi, torch.zeros(len(NAMES), dtype=state.phi[0].dtype, device=device))
             h = state.hyper.double().cpu()
             return weights, float(h[0].exp()), float(torch.sigmoid(h[1])), state.tune_steps
-        return params, setting.weight_decay, setting.dropout, 0
+        return (params, *hyperparameters(max(step, 1)), 0)
 
     def record(step):
-        weights, decay, dropout, tuned = current()
+        weights, decay, dropout, tuned = current(step)
         val_loss, val_acc = evaluate(lambda x: mlp_logits(weights, x), *data.val)
         test_loss, test_acc = evaluate(lambda x: mlp_logits(weights, x), *data.test)
         rows.append({"step": step, "iteration": step + tuned, "gradient_evaluations": step + tuned,
                      "function_evaluations": 0, "hvp_evaluations": 0, "wall_time": time.perf_counter() - start,
                      "objective": val_loss, "kind": "evaluation", "train_loss": running / count if count else math.nan,
                      "val_accuracy": val_acc, "test_loss": test_loss, "test_accuracy": test_acc, "tune_step": tuned,
-                     "weight_decay": decay, "dropout": dropout, "log_weight_decay": math.log(decay),
+                     "weight_decay": decay, "dropout": dropout, "log_weight_decay": math.log(decay) if decay > 0 else math.nan,
                      "logit_dropout": math.log(dropout / (1 - dropout)) if 0 < dropout < 1 else math.nan})
         if callback is not None:
             callback(rows[-1])
@@ -406,14 +520,18 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
         if setting.method == "stn":
             state = stn.train(state, next(train_batches), generator)
             loss = state.train_loss
-            if step >= setting.warmup and (step - setting.warmup) % setting.train_steps == 0:
+            if step >= warmup and (step - warmup) % setting.train_steps == 0:
                 for _ in range(setting.tune_steps):
                     state = stn.tune(state, next(val_batches))
+                h = state.hyper.double().cpu()
+                path.append((step, float(h[0].exp()), float(torch.sigmoid(h[1]))))
         else:
+            decay, dropout = hyperparameters(step)
             x, y = next(train_batches)
+            keep = torch.tensor(1 - dropout, device=device) if dropout > 0 else None
             objective = F.cross_entropy(mlp_logits(params, x, keep=keep, generator=generator), y)
-            if setting.weight_decay > 0:
-                objective = objective + 0.5 * setting.weight_decay * sum((w * w).sum() for w in params[::2])
+            if decay > 0:
+                objective = objective + 0.5 * decay * sum((w * w).sum() for w in params[::2])
             grads = torch.autograd.grad(objective, params)
             params, opt_state = optimizer.update(grads, opt_state, tuple(p.detach() for p in params))
             params = tuple(p.requires_grad_() for p in params)
@@ -433,12 +551,14 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
               "dropout0": setting.dropout, "hidden": list(setting.hidden), "steps": setting.steps,
               "batch_size": setting.batch_size, "lr": setting.lr}
     if setting.method == "stn":
-        config.update(sigma=setting.sigma, hyper_lr=setting.hyper_lr, val_batch_size=setting.val_batch_size,
-                      train_steps=setting.train_steps,
-                      tune_steps=setting.tune_steps, warmup=setting.warmup, decay_range=list(setting.decay_range),
+        config.update(sigma=setting.sigma, hyper_lr=hyper_lr,
+                      val_batch_size=setting.val_batch_size or setting.batch_size, train_steps=setting.train_steps,
+                      tune_steps=setting.tune_steps, warmup=warmup, decay_range=list(setting.decay_range),
                       dropout_range=list(setting.dropout_range))
-    return History(_frame(rows), setting.method, setting.label, "mnist-mlp", seed, config,
-                   ["weight_decay", "dropout"], status, message)
+    schedule = pd.DataFrame(path if setting.method == "stn" else list(setting.schedule) or path,
+                            columns=["step", "weight_decay", "dropout"])
+    return STNHistory(_frame(rows), setting.method, setting.label, "mnist-mlp", seed, config,
+                      ["weight_decay", "dropout"], status, message, schedule=schedule)
 
 
 # --- the study --------------------------------------------------------------------------------
@@ -471,17 +591,20 @@ class STNResult(StudyResult):
         return paths
 
 
-def run_study(scale: str = "cpu", sigma: float = 0.5, hyper_lr: float = 0.1, weight_decay: float = 1e-4,
-              dropout: float = 0.1, weight_decays: Sequence[float] | None = None,
-              dropouts: Sequence[float] | None = None, steps: int | None = None, train_steps: int = 5,
-              val_batch_size: int = 512, warmup: float = 0.2, seeds: int | None = None, ridge_sigma: float = 0.3,
-              ridge_log_lambda0: float = -4.0, device: str = "cpu", progress: bool = True) -> STNResult:
-    """Study 12: STN on ridge regression, then on the MNIST MLP against the fixed grid.
+def run_study(scale: str = "cpu", sigma: float = SIGMA, hyper_lr: float | None = None, weight_decay: float = 1e-4,
+              dropout: float = 0.05, weight_decays: Sequence[float] | None = None,
+              dropouts: Sequence[float] | None = None, steps: int | None = None, train_steps: int = TRAIN_STEPS,
+              val_batch_size: int | None = None, warmup_epochs: float = WARMUP_EPOCHS, seeds: int | None = None,
+              ridge_sigma: float = SIGMA, ridge_log_lambda0: float = -4.0, device: str = "cpu",
+              progress: bool = True) -> STNResult:
+    """Study 12: STN on ridge regression, then on the MNIST MLP against the fixed grid, and the
+    schedule STN found replayed on the plain MLP from scratch.
 
     Args:
       sigma, hyper_lr, train_steps, val_batch_size: STN's perturbation scale, step size on
-        lambda, T_train and validation examples per tuning step on the MLP.
-      warmup: the fraction of the steps STN trains phi before its first tuning step, in [0, 1).
+        lambda (None: :func:`travel_lr`), T_train and validation examples per tuning step on
+        the MLP (None: the training batch size).
+      warmup_epochs: epochs STN trains phi before its first tuning step, >= 0.
       weight_decay, dropout: where STN starts on the MLP.
       weight_decays, dropouts: the grid (default: the scale's); every pair is one run per seed.
       steps: training steps of every MLP run (default: the scale's).
@@ -491,8 +614,8 @@ def run_study(scale: str = "cpu", sigma: float = 0.5, hyper_lr: float = 0.1, wei
     """
     check_scale(scale)
     torch_device = resolve_device(device)
-    if not 0 <= warmup < 1:
-        raise ValueError(f"warmup must lie in [0, 1) (a fraction of the steps), got {warmup!r}")
+    if not (isinstance(warmup_epochs, (int, float)) and 0 <= warmup_epochs < math.inf):
+        raise ValueError(f"warmup_epochs must be a finite number >= 0, got {warmup_epochs!r}")
     n_train, n_val, n_test, features, ridge_warmup, cycles = RIDGE_SIZES[scale]
     ridge = run_ridge(ridge_data(n_train, n_val, n_test, features), log_lambda0=ridge_log_lambda0,
                       sigma=ridge_sigma, cycles=cycles, warmup=ridge_warmup)
@@ -500,25 +623,35 @@ def run_study(scale: str = "cpu", sigma: float = 0.5, hyper_lr: float = 0.1, wei
     n_train, n_val, n_test, hidden, default_steps, evaluations, default_seeds = NETWORK_SIZES[scale]
     steps = check_count("steps", steps if steps is not None else default_steps, minimum=1)
     seeds = check_count("seeds", seeds if seeds is not None else default_seeds, minimum=1)
+    batch_size = NetworkSetting("fixed", 0.0, 0.0).batch_size
+    warmup = round(warmup_epochs * max(1, n_train // batch_size))
     grid_decays, grid_dropouts = GRIDS[scale]
     grid = [(wd, p) for wd in (weight_decays or grid_decays) for p in (dropouts or grid_dropouts)]
     common = {"hidden": tuple(hidden), "steps": steps, "evaluations": evaluations}
-    plan = [NetworkSetting("stn", weight_decay, dropout, sigma=sigma, hyper_lr=hyper_lr, train_steps=train_steps,
-                           val_batch_size=val_batch_size, warmup=max(1, round(warmup * steps)), **common)]
-    plan += [NetworkSetting("fixed", wd, p, **common) for wd, p in grid]
+    tuner = NetworkSetting("stn", weight_decay, dropout, sigma=sigma, hyper_lr=hyper_lr, train_steps=train_steps,
+                           val_batch_size=val_batch_size, warmup=warmup, **common)
+    plan = [tuner, *[NetworkSetting("fixed", wd, p, **common) for wd, p in grid]]
     data = mnist_split(n_train, n_val, n_test, device=str(torch_device))
     histories = []
-    with progress_bar(total=len(plan) * seeds, desc="runs", disable=not progress) as bar:
+    with progress_bar(total=len(plan) * seeds + seeds, desc="runs", disable=not progress) as bar:
         for seed in range(seeds):
             for setting in plan:
                 bar.set_postfix_str(f"{setting.label}, seed {seed}", refresh=False)
                 histories.append(run_network(setting, data, seed=seed))
                 bar.update()
+            found = next(h for h in histories if h.method == "stn" and h.seed == seed)
+            replay = NetworkSetting("replay", weight_decay, dropout, schedule=found.as_schedule(), **common)
+            bar.set_postfix_str(f"{replay.label}, seed {seed}", refresh=False)
+            histories.append(run_network(replay, data, seed=seed))
+            bar.update()
     histories.append(ridge.history)
-    parameters = {"scale": scale, "sigma": sigma, "hyper_lr": hyper_lr, "weight_decay": weight_decay,
+    stn_config = next(h.config for h in histories if h.method == "stn")
+    parameters = {"scale": scale, "sigma": sigma, "hyper_lr": stn_config["hyper_lr"], "weight_decay": weight_decay,
                   "dropout": dropout, "grid": grid, "steps": steps, "train_steps": train_steps,
-                  "val_batch_size": val_batch_size, "warmup": warmup, "seeds": seeds, "ridge_sigma": ridge_sigma,
-                  "ridge_log_lambda0": ridge_log_lambda0, "device": str(torch_device)}
+                  "val_batch_size": stn_config["val_batch_size"], "warmup_epochs": warmup_epochs,
+                  "warmup_steps": warmup, "seeds": seeds, "ridge_sigma": ridge_sigma,
+                  "ridge_hyper_lr": ridge.history.config["hyper_lr"], "ridge_log_lambda0": ridge_log_lambda0,
+                  "device": str(torch_device)}
     return STNResult(histories, summarize(histories, ridge), parameters, ridge, sweep)
 
 
@@ -535,8 +668,8 @@ def mean_interval(values) -> tuple[float, float]:
 def summarize(histories: Sequence[History], ridge: RidgeRun | None = None) -> pd.DataFrame:
     """One row per setting: the final hyperparameters (geometric mean of the weight decay over
     seeds, mean dropout), the final validation loss (mean and 95 % half-width over seeds), test
-    loss and accuracy, the cost per run in training and validation minibatch steps, and the
-    number of runs. Ridge: STN's run and the exact optimum."""
+    loss and accuracy, the cost per run in training and validation minibatch steps and in
+    seconds, and the number of runs. Ridge: STN's run and the exact optimum."""
     rows, groups = [], {}
     for h in histories:
         groups.setdefault((h.problem, h.label), []).append(h)
@@ -546,41 +679,62 @@ def summarize(histories: Sequence[History], ridge: RidgeRun | None = None) -> pd
         if problem == "ridge":
             decay, drop, accuracy = math.exp(float(np.mean([row["log_lambda"] for row in last]))), math.nan, math.nan
         else:
-            decay = math.exp(float(np.mean([math.log(row["weight_decay"]) for row in last])))
+            decay = math.exp(float(np.mean([math.log(max(row["weight_decay"], 1e-300)) for row in last])))
             drop = float(np.mean([row["dropout"] for row in last]))
             accuracy = float(np.mean([row["test_accuracy"] for row in last]))
         rows.append({"task": problem, "method": label, "weight decay": decay, "dropout": drop, "val loss": val,
                      "val ±95%": val_ci, "test loss": float(np.mean([row["test_loss"] for row in last])),
                      "test acc": accuracy, "train steps": int(last[0]["step"]), "val steps": int(last[0]["tune_step"]),
-                     "runs": len(runs)})
+                     "seconds": float(np.mean([row["wall_time"] for row in last])), "runs": len(runs)})
     if ridge is not None:
         w = ridge_best_response(*ridge.data.train, ridge.optimum)
         rows.append({"task": "ridge", "method": "exact optimum", "weight decay": math.exp(ridge.optimum),
                      "dropout": math.nan, "val loss": float(squared_loss(w, ridge.data.val)), "val ±95%": 0.0,
                      "test loss": float(squared_loss(w, ridge.data.test)), "test acc": math.nan,
-                     "train steps": 0, "val steps": 0, "runs": 0})
+                     "train steps": 0, "val steps": 0, "seconds": 0.0, "runs": 0})
     return pd.DataFrame(rows)
+
+
+def is_fixed(label: str) -> bool:
+    """Whether a summary row or history label is one of the grid's fixed settings."""
+    return label.startswith("wd=")
+
+
+def fixed_rows(result: StudyResult) -> pd.DataFrame:
+    """The summary rows of the grid's fixed settings on the MLP."""
+    table = result.summary
+    return table[(table["task"] == "mnist-mlp") & table["method"].map(is_fixed)]
 
 
 def best_fixed(result: StudyResult) -> pd.Series:
     """The grid setting with the lowest mean final validation loss."""
-    table = result.summary[(result.summary["task"] == "mnist-mlp") & (result.summary["method"] != "STN")]
+    table = fixed_rows(result)
     return table.loc[table["val loss"].idxmin()]
 
 
 def per_seed(result: StudyResult) -> pd.DataFrame:
-    """Per seed: STN's final validation loss and the best fixed setting's of that seed."""
+    """Per seed: the final validation loss of STN, of its replayed schedule, and of that seed's
+    best fixed setting, and which setting that was."""
     rows = []
     for seed in sorted({h.seed for h in result.histories if h.problem == "mnist-mlp"}):
         runs = [h for h in result.histories if h.problem == "mnist-mlp" and h.seed == seed]
         stn_runs = [h for h in runs if h.method == "stn"]
+        replays = [h for h in runs if h.method == "replay"]
         fixed = [h for h in runs if h.method == "fixed"]
         if not stn_runs or not fixed:
             continue
         best = min(fixed, key=lambda h: h.final_objective)
-        rows.append({"seed": seed, "STN": stn_runs[0].final_objective, "best fixed": best.final_objective,
-                     "best setting": best.label})
-    return pd.DataFrame(rows)
+        rows.append({"seed": seed, "STN": stn_runs[0].final_objective,
+                     "replayed": replays[0].final_objective if replays else math.nan,
+                     "best fixed": best.final_objective, "best setting": best.label})
+    return pd.DataFrame(rows, columns=["seed", "STN", "replayed", "best fixed", "best setting"])
+
+
+# --- the claims ---------------------------------------------------------------------------------
+
+LOCAL_TOLERANCE = 0.1  # "tracks": the fitted response within 10 % of w* over c +- sigma
+OPTIMUM_TOLERANCE = 0.01  # "finds the optimum": exact validation loss within 1 % of its minimum
+COMPARABLE = 0.05  # "comparable": mean final validation loss within 5 % of the best fixed setting's
 
 
 def _fmt(value: float) -> str:
@@ -589,65 +743,154 @@ def _fmt(value: float) -> str:
     return f"{significant(float(value)):g}"
 
 
-def findings(result: STNResult) -> list[str]:
-    """STN's claims checked on this run: (1) the linear best response is accurate locally
-    (ridge: fitted against exact response, Jacobian and hypergradient; sigma's bias); (2) the
-    schedule STN finds reaches a validation loss comparable to or better than the best fixed
-    hyperparameters of the grid, at about the cost of one training run."""
-    lines = []
-    ridge = result.ridge
-    if ridge is not None:
-        frame = ridge.history.frame
-        late = frame.iloc[len(frame) // 2:]
-        near = frame.index[(frame["log_lambda"] - ridge.optimum).abs() < 0.1]
-        reached = (f"within 0.1 after {int(frame.loc[near[0], 'tune_step'])} tuning steps" if len(near)
-                   else "never within 0.1")
-        lines.append(f"ridge: STN moved log lambda from {_fmt(frame['log_lambda'].iloc[0])} to "
-                     f"{_fmt(frame['log_lambda'].iloc[-1])} (exact optimum {_fmt(ridge.optimum)}; {reached}); "
-                     f"validation loss {_fmt(frame['objective'].iloc[-1])} vs "
-                     f"{_fmt(ridge_validation_curve(ridge.data, [ridge.optimum])[0])} at the optimum")
-        agree = float((np.sign(frame["hypergradient"]) == np.sign(frame["exact_hypergradient"])).mean())
-        lines.append(f"ridge: fitted response vs exact over the second half of the run: median relative error "
-                     f"{_fmt(late['response_error'].median())} (w0 vs w*), {_fmt(late['jacobian_error'].median())} "
-                     f"(W1 vs dw*/dlog lambda); hypergradient sign agrees with the exact one at "
-                     f"{100 * agree:.0f}% of the tuning steps")
-        sweep = result.sweep
-        if len(sweep):
-            at = sweep[sweep["log lambda"] == sweep["log lambda"].iloc[-1]]
-            lines.append("ridge: Jacobian error of the exact minimizer of STN's objective at the optimum, by sigma: "
-                         + ", ".join(f"{_fmt(s)}: {_fmt(e)}" for s, e in zip(at["sigma"], at["Jacobian error"])))
+def _second_half(result) -> pd.DataFrame | None:
+    ridge = getattr(result, "ridge", None)
+    if ridge is None or "local_error" not in ridge.history.frame:
+        return None
+    frame = ridge.history.frame
+    return frame.iloc[len(frame) // 2:]
+
+
+def check_response_tracks(result) -> claims.Verdict:
+    """Ridge: over the second half of the run, the median error of the fitted response around the
+    current log lambda is within :data:`LOCAL_TOLERANCE` and below the constant response's."""
+    late = _second_half(result)
+    if late is None:
+        return claims.untestable("needs the ridge run")
+    fitted, constant = float(late["local_error"].median()), float(late["constant_error"].median())
+    sigma = result.ridge.history.config["sigma"]
+    return claims.verdict(fitted <= LOCAL_TOLERANCE and fitted < constant,
+                          f"ridge, second half of the run, median relative error of the response over c +- {_fmt(sigma)}:"
+                          f" fitted line {_fmt(fitted)}, constant w0 {_fmt(constant)}; W1 against dw*/dlog lambda "
+                          f"{_fmt(late['jacobian_error'].median())} (tolerance {LOCAL_TOLERANCE:.0%})")
+
+
+def check_finds_optimum(result) -> claims.Verdict:
+    """Ridge: the exact validation loss at STN's final log lambda is within
+    :data:`OPTIMUM_TOLERANCE` of its minimum."""
+    ridge = getattr(result, "ridge", None)
+    if ridge is None:
+        return claims.untestable("needs the ridge run")
+    frame = ridge.history.frame
+    final = float(frame["log_lambda"].iloc[-1])
+    reached, best = ridge_validation_curve(ridge.data, [final, ridge.optimum])
+    start = float(frame["log_lambda"].iloc[0])
+    return claims.verdict(reached <= (1 + OPTIMUM_TOLERANCE) * best,
+                          f"ridge: log lambda {_fmt(start)} -> {_fmt(final)} (exact optimum {_fmt(ridge.optimum)}); "
+                          f"exact validation loss there {_fmt(reached)} vs {_fmt(best)} at the optimum "
+                          f"(tolerance {OPTIMUM_TOLERANCE:.0%})")
+
+
+def _mlp(result) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series] | None:
+    """(summary rows of the MLP, the grid's rows, STN's row) or None if a part is missing."""
     mlp = result.summary[result.summary["task"] == "mnist-mlp"]
-    if len(mlp) and (mlp["method"] == "STN").any() and (mlp["method"] != "STN").any():
-        stn_row = mlp[mlp["method"] == "STN"].iloc[0]
-        best = best_fixed(result)
-        grid_rows = mlp[mlp["method"] != "STN"]
-        verdict = "better than" if stn_row["val loss"] < best["val loss"] else (
-            "comparable to (within 5 % of)" if stn_row["val loss"] <= 1.05 * best["val loss"] else "worse than")
-        rank = int((grid_rows["val loss"] < stn_row["val loss"]).sum()) + 1
-        lines.append(f"mnist-mlp: STN's final validation loss {_fmt(stn_row['val loss'])} ± {_fmt(stn_row['val ±95%'])} "
-                     f"(mean over {int(stn_row['runs'])} seed{'s' if stn_row['runs'] > 1 else ''}) is {verdict} "
-                     f"the best of {len(grid_rows)} fixed "
-                     f"settings ({best['method']}: {_fmt(best['val loss'])} ± {_fmt(best['val ±95%'])}; STN ranks "
-                     f"{rank} of {len(grid_rows) + 1}); test loss {_fmt(stn_row['test loss'])} vs "
-                     f"{_fmt(best['test loss'])}, test accuracy {_fmt(stn_row['test acc'])} vs {_fmt(best['test acc'])}")
-        seeds = per_seed(result)
-        wins = int((seeds["STN"] < seeds["best fixed"]).sum())
-        lines.append("mnist-mlp: per seed, STN's validation loss against that seed's best fixed setting: " + "; ".join(
-            f"seed {r['seed']}: {_fmt(r['STN'])} vs {_fmt(r['best fixed'])} ({r['best setting']})"
-            for r in seeds.to_dict("records"))
-            + f" (STN lower in {wins} of {len(seeds)})")
-        stn_runs = [h for h in result.histories if h.problem == "mnist-mlp" and h.method == "stn"]
-        grid_runs = [h for h in result.histories if h.problem == "mnist-mlp" and h.method == "fixed"]
-        stn_time = float(np.mean([h.frame["wall_time"].iloc[-1] for h in stn_runs]))
-        fixed_time = float(np.mean([h.frame["wall_time"].iloc[-1] for h in grid_runs]))
-        lines.append(f"mnist-mlp: cost per seed: STN {int(stn_row['train steps'])} training + "
-                     f"{int(stn_row['val steps'])} validation steps, {_fmt(stn_time)} s ({_fmt(stn_time / fixed_time)} "
-                     f"fixed runs); the grid {len(grid_rows)} x {int(best['train steps'])} training steps, "
-                     f"{_fmt(fixed_time * len(grid_rows))} s")
-        lines.append("mnist-mlp: STN's schedules (weight decay, dropout) start -> end: " + "; ".join(
-            f"seed {h.seed}: ({_fmt(h.frame['weight_decay'].iloc[0])}, {_fmt(h.frame['dropout'].iloc[0])}) -> "
-            f"({_fmt(h.frame['weight_decay'].iloc[-1])}, {_fmt(h.frame['dropout'].iloc[-1])})" for h in stn_runs))
-    return lines
+    grid = mlp[mlp["method"].map(is_fixed)]
+    if grid.empty or not (mlp["method"] == "STN").any():
+        return None
+    return mlp, grid, mlp[mlp["method"] == "STN"].iloc[0]
+
+
+def check_comparable(result) -> claims.Verdict:
+    """MLP: STN's mean final validation loss is at most (1 + :data:`COMPARABLE`) x the best
+    fixed setting's."""
+    parts = _mlp(result)
+    if parts is None:
+        return claims.untestable("needs STN and the fixed grid on the MLP")
+    _, grid, stn = parts
+    best = grid.loc[grid["val loss"].idxmin()]
+    rank = int((grid["val loss"] < stn["val loss"]).sum()) + 1
+    return claims.verdict(stn["val loss"] <= (1 + COMPARABLE) * best["val loss"],
+                          f"MNIST MLP, final validation loss (mean over {int(stn['runs'])} seeds): STN "
+                          f"{_fmt(stn['val loss'])} ± {_fmt(stn['val ±95%'])}, best of {len(grid)} fixed "
+                          f"({best['method']}) {_fmt(best['val loss'])} ± {_fmt(best['val ±95%'])}; STN ranks {rank} "
+                          f"of {len(grid) + 1} (comparable: within {COMPARABLE:.0%})")
+
+
+def check_replay(result) -> claims.Verdict:
+    """MLP: the plain network trained from scratch with STN's schedule ends with a lower mean
+    validation loss than the best fixed setting."""
+    parts = _mlp(result)
+    mlp = result.summary[result.summary["task"] == "mnist-mlp"]
+    if parts is None or not (mlp["method"] == REPLAY).any():
+        return claims.untestable("needs STN's schedule replayed and the fixed grid on the MLP")
+    _, grid, _ = parts
+    replay = mlp[mlp["method"] == REPLAY].iloc[0]
+    best = grid.loc[grid["val loss"].idxmin()]
+    seeds = per_seed(result)
+    wins = int((seeds["replayed"] < seeds["best fixed"]).sum())
+    return claims.verdict(replay["val loss"] < best["val loss"],
+                          f"MNIST MLP from scratch, final validation loss: STN's schedule {_fmt(replay['val loss'])} ± "
+                          f"{_fmt(replay['val ±95%'])}, best fixed ({best['method']}) {_fmt(best['val loss'])} ± "
+                          f"{_fmt(best['val ±95%'])}; lower than the seed's best fixed in {wins} of {len(seeds)} seeds")
+
+
+def check_schedule_moves(result) -> claims.Verdict:
+    """MLP: in every STN run some hyperparameter moved, in its unconstrained form, farther than
+    the perturbation scale sigma from where it started (a schedule, not a constant)."""
+    runs = [h for h in result.histories if h.problem == "mnist-mlp" and h.method == "stn"]
+    if not runs or any(not len(getattr(h, "schedule", ())) for h in runs):
+        return claims.untestable("needs STN runs on the MLP with their schedules")
+    spans = []
+    for h in runs:
+        lam = np.column_stack([np.log(h.schedule["weight_decay"]),
+                               np.log(h.schedule["dropout"] / (1 - h.schedule["dropout"]))])
+        spans.append(np.abs(lam - lam[0]).max(axis=0))
+    sigma = float(runs[0].config["sigma"])
+    moved = [bool((span > sigma).any()) for span in spans]
+    return claims.verdict(all(moved), "largest move from the start (log weight decay, logit dropout) per seed: "
+                          + "; ".join(f"seed {h.seed}: ({_fmt(a)}, {_fmt(b)})" for h, (a, b) in zip(runs, spans))
+                          + f" (sigma = {_fmt(sigma)})")
+
+
+def check_cost(result) -> claims.Verdict:
+    """MLP: one STN run takes less wall time than the grid of fixed settings it is compared with."""
+    parts = _mlp(result)
+    if parts is None:
+        return claims.untestable("needs STN and the fixed grid on the MLP")
+    _, grid, stn = parts
+    grid_seconds = float((grid["seconds"]).sum())
+    return claims.verdict(stn["seconds"] < grid_seconds,
+                          f"per seed: STN {_fmt(stn['seconds'])} s ({int(stn['train steps'])} training + "
+                          f"{int(stn['val steps'])} tuning steps), the grid {len(grid)} runs, {_fmt(grid_seconds)} s "
+                          f"({_fmt(stn['seconds'] / (grid_seconds / len(grid)))} fixed runs for STN)")
+
+
+NOTEBOOK = "12_stn_best_response"
+SOURCE = "Self-Tuning Networks (MacKay et al., ICLR 2019), as summarized in the notes"
+CLAIMS = [
+    claims.Claim(
+        "linear-response-tracks-ridge", NOTEBOOK,
+        "The best response of a linear regression is a simple function of the weight decay; a function linear "
+        "in the hyperparameter, fitted during training, approximates it near the current hyperparameter",
+        SOURCE + "; PAPERS.md: show it where the best response is known (ridge regression)",
+        check_response_tracks),
+    claims.Claim(
+        "hypergradient-through-response-finds-ridge-optimum", NOTEBOOK,
+        "Gradient descent in hyperparameter space through the fitted best response finds a good hyperparameter "
+        "(here the exact optimum of ridge's validation loss)",
+        SOURCE, check_finds_optimum),
+    claims.Claim(
+        "stn-yields-a-schedule", NOTEBOOK,
+        "Gradient descent in hyperparameter space through the fitted response gives a non-constant "
+        "hyperparameter schedule",
+        SOURCE, check_schedule_moves),
+    claims.Claim(
+        "stn-matches-best-fixed", NOTEBOOK,
+        "STN's tuned weight decay and dropout reach a validation loss comparable to the best of a grid of fixed "
+        "settings, in one training run",
+        SOURCE + " (MNIST MLP stand-in)", check_comparable),
+    claims.Claim(
+        "stn-costs-less-than-the-grid", NOTEBOOK,
+        "The best response is cheap: instead of running the optimization for each hyperparameter setting, one "
+        "training run tunes them",
+        SOURCE, check_cost),
+    claims.Claim(
+        "stn-schedule-beats-best-fixed-from-scratch", NOTEBOOK,
+        "The schedules transferred between optimization tasks, outperforming manually tuned constant schedules "
+        "(a network trained from scratch with STN's schedule beats the best fixed setting)",
+        SOURCE + "; the authors' README: train from scratch following the STN schedule (Table 1)",
+        check_replay),
+]
 
 
 # --- figures: the numbers first (tested), then the drawing ---------------------------------------
@@ -755,7 +998,7 @@ def validation_figure(result: StudyResult) -> go.Figure:
 def grid_points(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the grid's mean final validation loss per (weight decay, dropout), STN's paths through
     that plane: one per seed, columns seed, step, weight_decay, dropout, objective)."""
-    grid = result.summary[(result.summary["task"] == "mnist-mlp") & (result.summary["method"] != "STN")]
+    grid = fixed_rows(result)
     paths = [h.frame[["step", "weight_decay", "dropout", "objective"]].assign(seed=h.seed)
              for h in result.histories if h.problem == "mnist-mlp" and h.method == "stn"]
     path = pd.concat(paths, ignore_index=True)[["seed", "step", "weight_decay", "dropout", "objective"]] if paths \
@@ -790,17 +1033,19 @@ def grid_figure(result: StudyResult) -> go.Figure:
 
 
 def schedule_figure(result: StudyResult) -> go.Figure:
-    """STN's weight decay and dropout per training step (the schedule it found), one line per seed."""
+    """STN's weight decay and dropout per training step (the schedule it found, every tuning
+    step), one line per seed; the replayed runs train with exactly these."""
     from plotly.subplots import make_subplots
 
     figure = make_subplots(1, 2, subplot_titles=("weight decay", "dropout"))
     runs = [h for h in result.histories if h.problem == "mnist-mlp" and h.method == "stn"]
     for i, h in enumerate(runs):
         color = PALETTE[(i + 3) % len(PALETTE)]
-        figure.add_trace(go.Scatter(x=h.frame["step"], y=h.frame["weight_decay"], name=f"seed {h.seed}",
+        path = h.schedule if len(getattr(h, "schedule", ())) else h.frame
+        figure.add_trace(go.Scatter(x=path["step"], y=path["weight_decay"], name=f"seed {h.seed}", line_shape="hv",
                                     legendgroup=str(h.seed), line={"color": color}), 1, 1)
-        figure.add_trace(go.Scatter(x=h.frame["step"], y=h.frame["dropout"], name=f"seed {h.seed}", showlegend=False,
-                                    legendgroup=str(h.seed), line={"color": color}), 1, 2)
+        figure.add_trace(go.Scatter(x=path["step"], y=path["dropout"], name=f"seed {h.seed}", showlegend=False,
+                                    line_shape="hv", legendgroup=str(h.seed), line={"color": color}), 1, 2)
     figure.update_yaxes(type="log", row=1, col=1)
     figure.update_xaxes(title_text="training step")
     figure.update_layout(template="plotly_white", height=360, title="STN's hyperparameter schedule")
@@ -810,16 +1055,23 @@ def schedule_figure(result: StudyResult) -> go.Figure:
 # --- the widget panel ---------------------------------------------------------------------------
 
 
-def run_one(method: str = "stn", scale: str = "cpu", weight_decay: float = 1e-4, dropout: float = 0.1,
-            sigma: float = 0.5, hyper_lr: float = 0.1, steps: int = 1000, seed: int = 0, device: str = "cpu",
+def run_one(method: str = "stn", scale: str = "cpu", weight_decay: float = 1e-4, dropout: float = 0.05,
+            sigma: float = SIGMA, hyper_lr: float | None = None, steps: int = 1000, seed: int = 0, device: str = "cpu",
             callback=None, should_stop=None) -> History:
-    """One MLP run at the scale's data size (what the panel's Run button calls)."""
+    """One MLP run at the scale's data size (what the panel's Run button calls), with the
+    study's warm-up, T_train and validation batches; ``hyper_lr`` None: :func:`travel_lr`."""
     n_train, n_val, n_test, hidden, _, evaluations, _ = NETWORK_SIZES[check_scale(scale)]
     data = mnist_split(n_train, n_val, n_test, device=str(resolve_device(device)))
     setting = NetworkSetting(method, weight_decay, dropout, hidden=tuple(hidden), steps=steps, sigma=sigma,
-                             hyper_lr=hyper_lr, val_batch_size=512, warmup=max(1, steps // 5),
-                             evaluations=evaluations)
+                             hyper_lr=hyper_lr, evaluations=evaluations)
     return run_network(setting, data, seed=seed, callback=callback, should_stop=should_stop)
+
+
+def default_hyper_lr(scale: str, steps: int) -> float:
+    """:func:`travel_lr` of an STN run of ``steps`` steps at ``scale`` (the panel's start)."""
+    n_train = NETWORK_SIZES[check_scale(scale)][0]
+    setting = NetworkSetting("stn", 1e-4, 0.05, steps=steps)
+    return travel_lr(network_limits(), setting.tuning_steps(n_train))
 
 
 def panel(values: dict | None = None, **overrides):
@@ -831,15 +1083,16 @@ def panel(values: dict | None = None, **overrides):
     from hpolab.widgets import panel_for
 
     values = {**(values or {}), **overrides}
-    steps = values.get("steps") or NETWORK_SIZES[check_scale(values.get("scale") or "cpu")][4]
+    scale = check_scale(values.get("scale") or "cpu")
+    steps = values.get("steps") or NETWORK_SIZES[scale][4]
     extra = {
         "weight_decay": w.FloatLogSlider(value=values.get("weight_decay") or 1e-4, base=10, min=-7, max=-0.5,
                                          step=0.25, description="weight decay", readout_format=".1e"),
-        "dropout": w.FloatSlider(value=values.get("dropout") or 0.1, min=0.01, max=0.9, step=0.01,
+        "dropout": w.FloatSlider(value=values.get("dropout") or 0.05, min=0.01, max=0.9, step=0.01,
                                  description="dropout", continuous_update=False),
-        "sigma": w.FloatLogSlider(value=values.get("sigma") or 0.5, base=10, min=-2, max=0.5, step=0.1,
+        "sigma": w.FloatLogSlider(value=values.get("sigma") or SIGMA, base=10, min=-2, max=0.5, step=0.1,
                                   description="sigma", readout_format=".2f"),
-        "hyper_lr": w.FloatLogSlider(value=values.get("hyper_lr") or 0.1, base=10, min=-4, max=0, step=0.25,
+        "hyper_lr": w.FloatLogSlider(value=values.get("hyper_lr") or default_hyper_lr(scale, steps), base=10, min=-4, max=0, step=0.25,
                                      description="hyper lr", readout_format=".0e"),
         "steps": w.BoundedIntText(value=steps, min=10, max=1_000_000, description="steps"),
     }
