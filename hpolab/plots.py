@@ -140,16 +140,20 @@ def sweep_figure(histories: Sequence[History], by: str = "p", y: str = "best_obj
     return figure
 
 
-def sensitivity_figure(frame: pd.DataFrame, title: str | None = None, normalized: bool = True) -> go.Figure:
-    """Best loss reached against the initial rate (relative to each curve's best when
-    ``normalized``), one line per curve of a sensitivity table (see
-    :func:`hpolab.studies.hd_vs_decay.sensitivity`)."""
-    x = "lr / best lr" if normalized else "lr0"
+def sensitivity_figure(frame: pd.DataFrame, title: str | None = None, normalized: bool = True, loss: str = "train",
+                       by: str = "curve") -> go.Figure:
+    """Best ``loss`` (``"train"`` or ``"test"``) reached against the initial rate, relative to
+    each line's best rate when ``normalized`` (the paper's x axis), one line per value of
+    ``by`` with the 95 % interval over seeds as error bars. ``frame`` is a sensitivity table
+    (:func:`hpolab.studies.hd_vs_decay.sensitivity`) or a part of it; diverged points are gaps."""
+    x = f"{loss} lr / best lr" if normalized else "lr0"
     figure = go.Figure()
-    for i, (curve, line) in enumerate(frame.groupby("curve", sort=False)):
-        line = line.sort_values(x)
-        figure.add_trace(go.Scatter(x=line[x], y=line["best loss"], name=curve, mode="lines+markers",
-                                    line={"color": PALETTE[i % len(PALETTE)]}))
-    figure.update_layout(title=title, xaxis_title=x, yaxis_title="best training loss reached", xaxis_type="log",
-                         yaxis_type="log", template="plotly_white")
+    for i, (name, line) in enumerate(frame.groupby(by, sort=False)):
+        line = line.sort_values("lr0")
+        figure.add_trace(go.Scatter(x=line[x], y=line[loss], name=str(name), mode="lines+markers",
+                                    line={"color": PALETTE[i % len(PALETTE)]},
+                                    error_y={"type": "data", "array": line[f"{loss} ±95%"], "visible": True}))
+    figure.update_layout(title=title, xaxis_title="alpha_0 / best alpha_0" if normalized else "alpha_0",
+                         yaxis_title=f"minimal {'training' if loss == 'train' else 'test'} loss reached",
+                         xaxis_type="log", template="plotly_white")
     return figure

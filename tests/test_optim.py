@@ -1,6 +1,7 @@
 """SGD-HD, SGDN-HD and Adam-HD: torch's optimizers when beta = 0, the right hypergradient otherwise."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -155,3 +156,55 @@ def test_functional_form_on_core_protocol_follows_the_torch_optimizer(rule, make
         loss(weights).backward()
         optimizer.step()
     assert history.frame["lr"].tolist() == pytest.approx(optimizer.lr_history[0], rel=1e-9)
+
+
+def reference_hd(rule, flat0, loss, lr, beta, steps, momentum=0.9, weight_decay=1e-4, betas=(0.9, 0.999), eps=1e-8):
+    """Baydin et al.'s reference loop (github.com/gbaydin/hypergradient-descent, sgd_hd.py and
+    adam_hd.py) on one flat tensor: h = g_t . u_{t-1}, alpha += beta h, unclamped."""
+    x, previous, buffer, m, v, rates = flat0.clone(), torch.zeros_like(flat0), None, 0 * flat0, 0 * flat0, [lr]
+    for t in range(1, steps + 1):
+        xg = x.clone().requires_grad_(True)
+        g = torch.autograd.grad(loss(xg), xg)[0] + weight_decay * x
+        if rule == "adam":
+            if t > 1:
+                lr += beta * float(g @ (m / (v.sqrt() + eps))) * math.sqrt(1 - betas[1] ** (t - 1)) / (1 - betas[0] ** (t - 1))
+            m = betas[0] * m + (1 - betas[0]) * g
+            v = betas[1] * v + (1 - betas[1]) * g * g
+            x = x - lr * math.sqrt(1 - betas[1] ** t) / (1 - betas[0] ** t) * m / (v.sqrt() + eps)
+        else:
+            lr += beta * float(g @ previous)
+            if rule == "sgdn":
+                buffer = g.clone() if buffer is None else momentum * buffer + g
+                g = g + momentum * buffer
+            previous = g
+            x = x - lr * g
+        rates.append(lr)
+    return rates
+
+
+@pytest.mark.parametrize("rule, make, lr, beta", [
+    ("sgd", lambda ps, lr, b: SGDHD(ps, lr=lr, hypergrad_lr=b, weight_decay=1e-4, nonnegative=False), 0.05, 1e-4),
+    ("sgdn", lambda ps, lr, b: SGDHD(ps, lr=lr, hypergrad_lr=b, momentum=0.9, nesterov=True, weight_decay=1e-4,
+                                     nonnegative=False), 0.02, 1e-4),
+    ("adam", lambda ps, lr, b: AdamHD(ps, lr=lr, hypergrad_lr=b, weight_decay=1e-4, nonnegative=False), 0.5, 0.02),
+])
+def test_printed_rule_follows_the_reference_code_and_lets_the_rate_go_negative(rule, make, lr, beta):
+    """With nonnegative=False the learned rates are the reference implementation's, step for step,
+    through a stretch where the rule drives the rate below 0 (a large beta on an ill-conditioned
+    quadratic); the clamped default would hold it at 0 there."""
+    scales = torch.linspace(1.0, 30.0, 12, dtype=torch.float64)
+
+    def loss(x):
+        return 0.5 * (scales * x * x).sum()
+
+    flat0 = torch.linspace(-1.0, 1.0, 12, dtype=torch.float64)
+    expected = reference_hd(rule, flat0, loss, lr, beta, steps=8)
+    weights = torch.nn.Parameter(flat0.clone())
+    optimizer = make([weights], lr, beta)
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss(weights).backward()
+        optimizer.step()
+    assert min(expected) < 0
+    # Adam-HD: the reference adds eps to sqrt(v) before bias correction, torch after (module docstring)
+    assert optimizer.lr_history[0] == pytest.approx(expected, rel=1e-5 if rule == "adam" else 1e-9, abs=1e-12)

@@ -9,12 +9,21 @@ last learning rate, and
 
     alpha_t = alpha_{t-1} - beta * dL/dalpha_{t-1} = alpha_{t-1} + beta * g_t . u_{t-1}.
 
-Differences from the reference implementation: any number of parameter groups, each with
-its own learned rate (and its own beta); the rate never goes negative (a negative rate
-would step uphill: it is clamped at 0, where the rule can still raise it again, since
-``g_t . u_{t-1}`` is evaluated whatever the rate); and every group's rate trajectory is
-kept in ``optimizer.lr_history[group]`` for plotting. With ``hypergrad_lr = 0`` the steps are
-exactly ``torch.optim.SGD`` / ``Adam``'s (single-tensor arithmetic, in the same order).
+The rule as printed (Baydin et al., Algorithm 1) and in their reference code
+(github.com/gbaydin/hypergradient-descent) lets the rate go negative: a negative rate steps
+uphill, consecutive gradients then align and the rule raises the rate again.
+``nonnegative=True`` clamps the rate at 0 instead (where the rule can still raise it, since
+``g_t . u_{t-1}`` is evaluated whatever the rate): a guard for callers that start from
+alpha = 0 (the FDS studies' HD baseline). The HD-vs-decay studies use the printed rule,
+``nonnegative=False``.
+
+Other differences from the reference code: any number of parameter groups, each with its own
+learned rate (and its own beta), where the reference allows one group (SGD-HD) or updates
+the group's rate tensor by tensor (Adam-HD); Adam-HD's direction is torch's
+``m_hat / (sqrt(v_hat) + eps)``, the reference's ``m_hat / (sqrt(v) + eps) * sqrt(1 - beta2^t)``
+(they differ only in where eps enters); and every group's rate trajectory is kept in
+``optimizer.lr_history[group]`` for plotting. With ``hypergrad_lr = 0`` the steps are exactly
+``torch.optim.SGD`` / ``Adam``'s (single-tensor arithmetic, in the same order).
 """
 
 from __future__ import annotations
@@ -49,14 +58,16 @@ class _HypergradientOptimizer(Optimizer):
             self.lr_history.append([self.param_groups[-1]["lr"]])
 
     def _adapt_lr(self, group, gradients) -> float:
-        """alpha <- max(0, alpha + beta g_t . u_{t-1}); the first step keeps alpha."""
+        """alpha <- alpha + beta g_t . u_{t-1} (floored at 0 when ``nonnegative``); the first
+        step keeps alpha."""
         if group["hypergrad_lr"] == 0:
             return group["lr"]
         products = [torch.dot(g.reshape(-1), u.reshape(-1)) for p, g in gradients
                     if (u := self._last_direction(p, group)) is not None]
         if products:
             alignment = float(torch.stack(products).sum())
-            group["lr"] = max(0.0, group["lr"] + group["hypergrad_lr"] * alignment)
+            lr = group["lr"] + group["hypergrad_lr"] * alignment
+            group["lr"] = max(0.0, lr) if group["nonnegative"] else lr
         return group["lr"]
 
     def _last_direction(self, p, group):
@@ -91,20 +102,23 @@ class SGDHD(_HypergradientOptimizer):
       hypergrad_lr: the hypergradient learning rate beta, >= 0 (0: plain SGD).
       momentum: in [0, 1); with ``nesterov`` the Nesterov variant (SGDN).
       weight_decay: L2 coefficient added to the gradient, >= 0.
+      nonnegative: floor the learned rate at 0 (True), or follow the printed rule, which lets
+        it go negative (False).
 
     Example:
       >>> model = torch.nn.Linear(3, 1)
       >>> optimizer = SGDHD(model.parameters(), lr=0.01, hypergrad_lr=1e-3, momentum=0.9, nesterov=True)
     """
 
-    def __init__(self, params, lr=1e-3, hypergrad_lr=1e-4, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, hypergrad_lr=1e-4, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 nonnegative=True):
         _check(lr, hypergrad_lr, weight_decay)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         if nesterov and momentum == 0:
             raise ValueError("nesterov needs momentum in (0, 1), got momentum=0")
         defaults = dict(lr=lr, hypergrad_lr=hypergrad_lr, momentum=momentum, nesterov=nesterov,
-                        weight_decay=weight_decay)
+                        weight_decay=weight_decay, nonnegative=bool(nonnegative))
         super().__init__(params, defaults)
 
     def _last_direction(self, p, group):
@@ -136,16 +150,19 @@ class AdamHD(_HypergradientOptimizer):
       hypergrad_lr: beta of the hypergradient rule, >= 0 (0: plain Adam).
       betas: Adam's (beta1, beta2), each in [0, 1).
       eps: > 0.
+      weight_decay: L2 coefficient added to the gradient, >= 0.
+      nonnegative: floor the learned rate at 0 (True), or follow the printed rule (False).
     """
 
-    def __init__(self, params, lr=1e-3, hypergrad_lr=1e-7, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, hypergrad_lr=1e-7, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 nonnegative=True):
         _check(lr, hypergrad_lr, weight_decay)
         for name, value in zip(("betas[0]", "betas[1]"), betas):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         check_positive("eps", eps)
         super().__init__(params, dict(lr=lr, hypergrad_lr=hypergrad_lr, betas=betas, eps=eps,
-                                      weight_decay=weight_decay))
+                                      weight_decay=weight_decay, nonnegative=bool(nonnegative)))
 
     def _step(self, p, g, group, lr):
         """Adam's step with rate lr, keeping its direction m_hat / (sqrt(v_hat) + eps) when
