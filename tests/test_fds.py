@@ -13,7 +13,7 @@ from hpolab.cache import StudyCache
 from hpolab.data import data_root
 from hpolab.history import History
 from hpolab.hypergrad import box, classification_task, forward_mode, reverse_mode, schedule, sign_descent
-from hpolab.studies import fds, fds_noise, fds_schedules, fds_vs_hpo
+from hpolab.studies import fds, fds_cifar, fds_noise, fds_schedules, fds_vs_hpo
 
 
 needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
@@ -122,11 +122,13 @@ def test_regret_columns_follow_the_best_validated_finished_configuration():
     frame = pd.DataFrame({"kind": ["start", "trial", "diverged trial", "trial", "trial"],
                           "objective": [2.0, 1.0, 9.0, 0.5, 0.7], "test_error": [0.9, 0.3, 0.9, 0.2, 0.1],
                           "gradient_evaluations": [0, 10, 13, 23, 33], "wall_time": [0, 1, 2, 3, 4.0]})
-    history = fds_vs_hpo.with_regret_columns(History(frame, "rs", "RS", "p", 0))
+    history = fds_vs_hpo.with_regret_columns(History(frame, "rs", "RS", "p", 0, config={"method": "random-search"}))
     assert history.frame["runs"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(history.frame["found_acc"], [np.nan, 0.7, 0.7, 0.8, 0.8])
     np.testing.assert_allclose(history.frame["found_val"], [np.nan, 1.0, 1.0, 0.5, 0.5])
-    assert fds_vs_hpo.runs_to_regret(history, reference=0.805, target=0.01) == (3.0, 23.0, 3.0)
+    result = fds_vs_hpo.HpoResult([history], pd.DataFrame(), reference=0.805, budget=4.0)
+    assert result.time_to_regret("random-search", 0.01) == 3.0
+    assert math.isnan(result.time_to_regret("random-search", 0.001)) and result.time_to_regret("fds", 0.01) is None
 
 
 @needs_mnist
@@ -181,3 +183,215 @@ def test_schedule_panel_draws_live_and_its_plot_menu_switches_to_a_learned_rate(
 def test_paper_scale_on_the_partial_cifar_copy_says_the_full_one_is_needed():
     with pytest.raises(ValueError, match="full cifar-10-python.tar.gz"):
         fds.image_data("cifar10", 45_000, 5_000, None, "cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's settings (issue 13): each of these failed on the code before it
+
+
+def test_greedy_in_study_09_learns_one_rate_per_step_without_sharing():
+    """The paper's greedy baseline (H = 1) has one learning rate per step; it used to share
+    FDS's windows (W = 20), which averaged its noise away."""
+    greedy = fds_schedules.method_hyperparameters("greedy", 200, 20)
+    assert greedy.windows["lr"] == 1 and greedy.values["lr"].numel() == 200
+    assert fds_schedules.method_hyperparameters("non-greedy", 200, 20).values["lr"].numel() == 200
+    assert fds_schedules.method_hyperparameters("fds", 200, 20).values["lr"].numel() == 10
+
+
+def test_study_09_reads_the_papers_setting():
+    n_train, n_val, _, batch, outer_steps, W, _ = fds_schedules.SIZES["paper"]
+    assert 400 <= n_train // batch <= 600 and batch == 128  # "one epoch (T ~ 500 steps)"
+    assert W == 50 and outer_steps == 50 and n_val == 0.05 * (n_train + n_val)
+    assert fds_schedules.GAMMA == 0.1 and fds_schedules.LR_BOX == (-1.0, 1.0)
+    import inspect
+    assert inspect.signature(fds_schedules.run_schedule_study).parameters["gamma"].default == 0.1
+
+
+def test_study_08_takes_hypergradients_at_the_authors_cosine_schedule():
+    rates = fds_noise.fixed_schedule(250, 0.01)
+    assert rates[0] == pytest.approx(0.01) and rates[125] == pytest.approx(0.005) and rates[-1] < 1e-5
+    assert fds_noise.fixed_schedule(4, 0.01, "constant").tolist() == [0.01] * 4
+    import inspect
+    assert inspect.signature(fds_noise.run_noise_study).parameters["shape"].default == "cosine"
+    n_train, n_val, horizon, batch, seeds = fds_noise.SIZES["paper"]
+    assert (n_val, horizon, batch, seeds) == (2000, 250, 128, 100)
+
+
+def test_study_10_reads_the_papers_setting():
+    model, n_train, n_val, _, batch, epochs, outer_steps, _ = fds_cifar.SIZES["paper"]
+    assert (model, epochs, outer_steps, fds_cifar.LR_VALUES) == ("wrn-16-1", 50, 10, 5)
+    assert n_train + n_val == 50_000 and batch == 256
+    assert fds_cifar.GAMMAS == {"lr": 0.1, "momentum": 0.3, "weight_decay": 4e-4}
+    hyper = fds_cifar.fds_hyperparameters(9250, -(-9250 // fds_cifar.LR_VALUES))
+    assert hyper.sizes == [5, 1, 1] and hyper.pack().abs().sum() == 0
+
+
+def test_study_11_reads_the_papers_setting():
+    data, model, n_train, n_val, _, batch, epochs, _, seconds, seeds = fds_vs_hpo.SIZES["paper"]
+    assert (data, model, epochs, seeds) == ("cifar10", "wrn-16-1", 50, 8)
+    assert seconds == 100 * 3600 and fds_vs_hpo.WINDOWS == 7
+    assert fds_vs_hpo.RANGES == {"lr": (-1.0, 1.0), "momentum": (-1.5, 1.5), "weight_decay": (-4e-3, 4e-3)}
+    assert fds_vs_hpo.GAMMAS == {"lr": 0.1, "momentum": 0.1, "weight_decay": 3e-4}
+    hyper = schedule(9250, lr=0.0, windows={"lr": -(-9250 // 7)}, learn=("lr", "momentum", "weight_decay"))
+    assert hyper.sizes == [7, 1, 1]
+    shapes = {p["shape"] for p in fds_vs_hpo.grid_points(hyper)}
+    assert shapes == {"constant", "cosine"}
+
+
+def test_the_networks_start_from_xavier_normal_weights_and_zero_biases():
+    x = torch.zeros(8, 1, 28, 28)
+    split = {"train": (x, torch.zeros(8, dtype=torch.long)), "val": (x, torch.zeros(8, dtype=torch.long))}
+    task = fds.image_task(split, "lenet", 4)
+    first, again, other = task.init(0), task.init(0), task.init(1)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    conv1 = first[:150]  # 6 x 1 x 5 x 5, then its 6 biases
+    assert float(conv1.std()) == pytest.approx(math.sqrt(2 / (25 + 150)), rel=0.15)
+    assert float(first[150:156].abs().max()) == 0.0
+    default = fds.image_task(split, "lenet", 4, init="default").init(0)
+    assert float(default[150:156].abs().max()) > 0
+    with pytest.raises(ValueError, match="init"):
+        fds.image_task(split, "lenet", 4, init="he")
+
+
+def test_the_outer_loop_stops_once_every_step_is_below_its_share_of_the_value():
+    task = double_task()
+    hyper = schedule(10, lr=0.5, momentum=0.5, windows={"lr": 5}, dtype=torch.float64)
+    history = fds.learn(task, hyper, reverse_mode(), sign_descent(0.01), 6, converged_frac=0.05, progress=False)
+    assert history.status == "finished" and "converged after outer step 0" in history.message
+    assert history.frame["kind"].tolist() == ["hypergradient", "final"]
+    assert history.frame["relative_step"].iloc[0] == pytest.approx(0.01 / 0.49, rel=0.05)
+    slow = fds.learn(task, hyper, reverse_mode(), sign_descent(0.1), 2, converged_frac=0.05, progress=False)
+    assert len(slow.frame) == 3  # 0.1 / 0.5 is no convergence: every outer step runs
+    with pytest.raises(ValueError, match="converged_frac"):
+        fds.learn(task, hyper, reverse_mode(), sign_descent(0.1), 2, converged_frac=1.5, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The claims: every check fails on a constructed result where the claim is false
+
+
+def verdicts(claims_list, result):
+    return {claim.id: claim.check(result).status for claim in claims_list}
+
+
+def noise(g, greedy_g=None):
+    windows = fds_noise.windows_for_horizon(g.shape[1])
+    return fds_noise.noise_result(g, g if greedy_g is None else greedy_g, windows)
+
+
+def test_noise_claims_hold_where_sharing_helps_and_greedy_is_biased():
+    rng = np.random.default_rng(0)
+    T = 250
+    mu = 0.0069 * np.arange(T)  # drift chosen so that noise 1 / W and bias eps^2 W^2 / 12 cross near W = 50
+    g = mu + rng.standard_normal((2000, T))
+    result = noise(g, greedy_g=-mu + 0.1 * rng.standard_normal((2000, T)))
+    found = verdicts(fds_noise.CLAIMS, result)
+    assert found["greedy-hypergradients-poor-estimate"] == "holds"
+    assert found["sharing-lowers-mse"] == "holds"
+    assert found["best-window-about-50"] == "holds"
+    assert found["theorem-4-1-bound-holds"] == "holds"
+
+
+def test_noise_claims_fail_where_the_noise_is_one_offset_per_seed_and_greedy_is_exact():
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((40, 1)) + 0.01 * rng.standard_normal((40, 250))
+    result = noise(g, greedy_g=g.mean(0) + 0.001 * rng.standard_normal((40, 250)))
+    found = verdicts(fds_noise.CLAIMS, result)
+    assert found["greedy-hypergradients-poor-estimate"] == "fails"
+    assert found["sharing-lowers-mse"] == "fails"
+    iid = noise(1.0 + rng.standard_normal((400, 250)))
+    assert verdicts(fds_noise.CLAIMS, iid)["best-window-about-50"] == "fails"  # best at W = T: no trade-off
+
+
+def test_theorem_claims_read_the_bound_against_the_measured_mse():
+    rng = np.random.default_rng(2)
+    result = noise(rng.standard_normal((50, 10)))
+    result.table["bound"] = result.table["measured MSE"] * 0.5
+    assert verdicts(fds_noise.CLAIMS, result)["theorem-4-1-bound-holds"] == "fails"
+    result.table["measured MSE"] = [5, 4, 1, 3]  # windows 1, 2, 5, 10: lowest at 5
+    result.table["bound"] = [9, 8, 2, 9]
+    assert verdicts(fds_noise.CLAIMS, result)["theorem-4-1-bound-shape"] == "holds"
+    result.table["bound"] = [1, 8, 9, 9]
+    assert verdicts(fds_noise.CLAIMS, result)["theorem-4-1-bound-shape"] == "fails"
+
+
+def schedules(dataset="mnist", greedy=0.01, single=0.05, fds_rate=0.05, acc=None):
+    acc = {"greedy": [0.85, 0.86, 0.84], "non-greedy": [0.92, 0.93, 0.92], "fds": [0.93, 0.92, 0.93],
+           "cosine": [0.925, 0.93, 0.92], **(acc or {})}
+    rates = {"greedy": [greedy] * 100, "non-greedy": [single] * 100, "fds": [fds_rate] * 100, "cosine": [0.02] * 100}
+    return fds_schedules.ScheduleResult([], pd.DataFrame(), rates=rates, accuracies=acc, dataset=dataset)
+
+
+def test_schedule_claims_hold_fail_and_leave_svhn_untested_on_mnist():
+    found = verdicts(fds_schedules.CLAIMS, schedules())
+    assert found == {"greedy-learns-too-small-rates": "holds", "no-sharing-works-on-mnist": "holds",
+                     "no-sharing-fails-on-svhn": "not testable here", "fds-works-against-cosine": "holds",
+                     "fds-beats-cosine-on-svhn": "not testable here"}
+    worse = schedules(greedy=0.08, acc={"non-greedy": [0.5, 0.52, 0.51], "fds": [0.80, 0.81, 0.80]})
+    found = verdicts(fds_schedules.CLAIMS, worse)
+    assert found["greedy-learns-too-small-rates"] == "fails"
+    assert found["no-sharing-works-on-mnist"] == "fails" and found["fds-works-against-cosine"] == "fails"
+    svhn = verdicts(fds_schedules.CLAIMS, schedules("svhn", single=0.5, acc={"non-greedy": [0.2, 0.21, 0.19]}))
+    assert svhn["no-sharing-fails-on-svhn"] == "holds" and svhn["fds-beats-cosine-on-svhn"] == "holds"
+    assert svhn["no-sharing-works-on-mnist"] == "not testable here"
+    svhn = verdicts(fds_schedules.CLAIMS, schedules("svhn", acc={"fds": [0.9, 0.9, 0.91]}))
+    assert svhn["no-sharing-fails-on-svhn"] == "fails" and svhn["fds-beats-cosine-on-svhn"] == "fails"
+
+
+def cifar(relative_steps, fds_acc, hd_acc):
+    n = len(relative_steps)
+    frame = pd.DataFrame({"step": range(n + 1), "kind": ["hypergradient"] * n + ["final"],
+                          "relative_step": [*relative_steps, math.nan]})
+    return fds_cifar.CifarResult([History(frame, "fds", "FDS", "p", 0), None], pd.DataFrame(),
+                                 accuracies={"FDS": fds_acc, "HD": hd_acc})
+
+
+def test_cifar_claims_read_convergence_and_the_gap_to_hd():
+    good = cifar([1, 0.5, 0.25, 0.1, 0.04], [0.90, 0.91, 0.90], [0.80, 0.81, 0.80])
+    assert verdicts(fds_cifar.CLAIMS, good) == {"fds-converges-within-10-outer-steps": "holds",
+                                                 "fds-significantly-better-than-hd": "holds"}
+    bad = cifar([1] * 12, [0.80, 0.82, 0.78], [0.80, 0.81, 0.80])
+    assert verdicts(fds_cifar.CLAIMS, bad) == {"fds-converges-within-10-outer-steps": "fails",
+                                                "fds-significantly-better-than-hd": "fails"}
+    late = cifar([1] * 11 + [0.01], [0.9], [0.8])
+    assert verdicts(fds_cifar.CLAIMS, late)["fds-converges-within-10-outer-steps"] == "fails"
+    short = cifar([1] * 4, [0.9], [0.8])
+    assert verdicts(fds_cifar.CLAIMS, short)["fds-converges-within-10-outer-steps"] == "not testable here"
+
+
+def hpo_history(method, times, accuracies, seed=0):
+    frame = pd.DataFrame({"wall_time": times, "found_acc": accuracies, "runs": range(1, len(times) + 1),
+                          "gradient_evaluations": range(len(times)), "kind": "trial", "found_val": 1.0})
+    return History(frame, method, method, "p", seed, config={"method": method})
+
+
+def hpo(fds_times, bohb_times, others_reach=False, hd_acc=0.5, budget=100.0):
+    reach = [0.8, 0.9]
+    histories = [hpo_history("fds", fds_times, reach), hpo_history("bohb", bohb_times, reach),
+                 hpo_history("hd", [5.0], [hd_acc])]
+    for name in ("random-search", "bayesian", "hyperband"):
+        histories.append(hpo_history(name, [1.0, 90.0], [0.5, 0.9 if others_reach else 0.6]))
+    return fds_vs_hpo.HpoResult(histories, pd.DataFrame(), reference=0.9, budget=budget)
+
+
+def test_hpo_claims_hold_fail_or_cannot_decide_on_the_budget():
+    found = verdicts(fds_vs_hpo.CLAIMS, hpo([1.0, 2.0], [10.0, 60.0]))
+    assert found == {"fds-zero-regret-20x-sooner-than-bohb": "holds", "others-never-reach-zero-regret": "holds",
+                     "fds-beats-hd-by-10-points": "holds"}
+    found = verdicts(fds_vs_hpo.CLAIMS, hpo([1.0, 20.0], [10.0, 60.0], others_reach=True, hd_acc=0.88))
+    assert found == {"fds-zero-regret-20x-sooner-than-bohb": "fails", "others-never-reach-zero-regret": "fails",
+                     "fds-beats-hd-by-10-points": "fails"}
+    never = hpo([1.0, 2.0], [10.0, 60.0])
+    never.histories[1].frame["found_acc"] = [0.5, 0.6]  # BOHB never gets there: the budget bounds the speed-up
+    assert verdicts(fds_vs_hpo.CLAIMS, never)["fds-zero-regret-20x-sooner-than-bohb"] == "holds"
+    never.budget = 15.0
+    assert verdicts(fds_vs_hpo.CLAIMS, never)["fds-zero-regret-20x-sooner-than-bohb"] == "not testable here"
+
+
+def test_regret_over_seeds_is_the_mean_of_each_seeds_step_function():
+    histories = [hpo_history("fds", [1.0, 3.0], [0.5, 0.9], seed=0), hpo_history("fds", [2.0, 4.0], [0.7, 0.9], seed=1)]
+    result = fds_vs_hpo.HpoResult(histories, pd.DataFrame(), reference=0.9, budget=10.0)
+    x, regret = result.regret_curve("fds")
+    np.testing.assert_allclose(x, [1, 2, 3, 4])
+    np.testing.assert_allclose(regret, [(0.4 + 0.9) / 2, (0.4 + 0.2) / 2, 0.1, 0.0], atol=1e-12)
+    assert result.time_to_regret("fds", 0.01) == 4.0 and result.final_regret("fds") == pytest.approx(0.0)

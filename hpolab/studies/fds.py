@@ -1,21 +1,29 @@
 """What the FDS studies (notebooks 08 to 11) share: image tasks, the choice of exact
 estimator, and the resumable outer loop of non-greedy hyperparameter learning.
 
-FDS (Micaelli & Storkey, "Non-greedy gradient-based hyperparameter optimization over long
-horizons") learns the hyperparameters of SGD with momentum and weight decay by exact,
-non-greedy hypergradients of the final validation loss, shares each learned value over W
-contiguous steps, re-initializes the weights and reshuffles the data at every outer step,
-and moves each hyperparameter by a fixed step gamma against the sign of its hypergradient,
-halving gamma whenever that sign flips (:func:`hpolab.hypergrad.sign_descent`).
+FDS (Micaelli & Storkey, "Gradient-based hyperparameter optimization over long horizons")
+learns the hyperparameters of SGD with momentum and weight decay by exact, non-greedy
+hypergradients of the final validation loss, shares each learned value over W contiguous
+steps, re-initializes the weights and reshuffles the data at every outer step, and moves each
+hyperparameter by a fixed step gamma against the sign of its hypergradient, halving gamma
+whenever that sign flips (:func:`hpolab.hypergrad.sign_descent`; section 5.4).
+
+Where the paper's text is silent, the settings come from the authors' published code
+(github.com/polo5/FDS), and each study says which: the networks start from Xavier-normal
+weights with zero biases (:func:`xavier_initialization`, ``init_type='xavier'`` there), and
+the outer loop may stop once every step has shrunk below 5 % of its value
+(``converged_frac``, :func:`converged`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+import types
 from typing import Callable
 
 import torch
+from torch import nn
 
 from hpolab.cache import StudyCache
 from hpolab.data import DataNotFoundError, as_tensors, load_cifar10, load_mnist, load_svhn
@@ -31,7 +39,11 @@ from hpolab.validation import check_choice, check_count
 
 DATASETS = ("mnist", "svhn", "cifar10")
 ESTIMATORS = ("auto", "forward", "reverse")
-HD_MOMENTUM, HD_WEIGHT_DECAY = 0.9, 5e-4  # what HD is given: it learns only alpha
+INITS = ("xavier", "default")
+# HD (Baydin et al., the paper's [14]) adapts the learning rate only; the paper does not say
+# which momentum and weight decay its HD ran with, so it is given the usual WRN values
+# (Zagoruyko & Komodakis), not 0: a choice that can only help HD against FDS.
+HD_MOMENTUM, HD_WEIGHT_DECAY = 0.9, 5e-4
 HD_HYPERGRAD_LRS = (1e-4, 1e-3, 1e-2)  # HD's own rate, picked by best_hd_run
 RUN_SEED_STRIDE = 100_003  # outer step k of a run with seed s trains with seed s * stride + k
 
@@ -69,10 +81,31 @@ def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, devic
     return split, note
 
 
+def _xavier_reset(layer: nn.Module) -> None:
+    nn.init.xavier_normal_(layer.weight, gain=1.0)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def xavier_initialization(module: nn.Module) -> nn.Module:
+    """``module`` with every convolution and linear layer re-initialized, at each seed, from
+    Xavier-normal weights (gain 1) and zero biases, as the authors' code does for all the
+    paper's experiments (``init_type='xavier'``, ``init_param=1``); normalization layers keep
+    weight 1 and bias 0. The layers' ``reset_parameters`` is replaced, so that
+    :meth:`hpolab.hypergrad.task.FlatModel.init` draws this initialization at every seed."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            layer.reset_parameters = types.MethodType(_xavier_reset, layer)
+            layer.reset_parameters()
+    return module
+
+
 def image_task(split: dict, model: str = "lenet", batch_size: int = 128, device="cpu", name: str = "",
-               dtype: torch.dtype = torch.float32) -> InnerTask:
+               dtype: torch.dtype = torch.float32, init: str = "xavier") -> InnerTask:
     """Cross-entropy training of LeNet (``"lenet"``) or a WRN (``"wrn-16-1"``, ``"wrn-10-1"``)
-    on ``split["train"]``, validated on ``split["val"]``."""
+    on ``split["train"]``, validated on ``split["val"]``; weights drawn by ``init``
+    (``"xavier"``: :func:`xavier_initialization`, the authors' code; ``"default"``: PyTorch's)."""
+    check_choice("init", init, INITS)
     x = split["train"][0]
     if model == "lenet":
         module = lenet(x.shape[1], x.shape[2])
@@ -81,6 +114,8 @@ def image_task(split: dict, model: str = "lenet", batch_size: int = 128, device=
         module = wide_resnet(depth, widen, in_channels=x.shape[1])
     else:
         raise ValueError(f"model must be 'lenet' or 'wrn-DEPTH-WIDEN' (e.g. 'wrn-16-1'), got {model!r}")
+    if init == "xavier":
+        module = xavier_initialization(module)
     return classification_task(module, split["train"], split["val"], batch_size, name=name or model,
                                dtype=dtype, device=device)
 
@@ -110,36 +145,58 @@ def run_seed(seed: int, step: int) -> int:
     return seed * RUN_SEED_STRIDE + step
 
 
+def converged(state, initial_steps: torch.Tensor, frac: float) -> bool:
+    """The authors' stopping rule (``converged_frac`` = 0.05 in their code): every
+    hyperparameter's current step is below ``frac`` of its value. For a value near 0 the step
+    is compared with its first step instead (``max(|h|, gamma_0)``), so that a value settling
+    at 0 counts as converged once its step has been halved below ``frac`` of gamma_0."""
+    return bool((relative_steps(state, initial_steps) < frac).all())
+
+
+def relative_steps(state, initial_steps: torch.Tensor) -> torch.Tensor:
+    """Each entry's current step over ``max(|h|, gamma_0)`` (see :func:`converged`)."""
+    return state.step_size / torch.maximum(state.h.abs(), initial_steps)
+
+
 def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate, steps: int, *,
           test: tuple[torch.Tensor, torch.Tensor] | None = None, cache: StudyCache | None = None,
           label: str = "FDS", seed: int = 0, max_seconds: float | None = None,
+          converged_frac: float | None = None,
           callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
           progress: bool = True) -> History:
     """Learn ``hyper.learn`` over ``steps`` outer steps, each a full training from scratch.
 
     Row k of the history holds the hyperparameters h_k of run k, that run's validation loss
     (``objective``) and test error, and the cumulative cost; run k < steps also computes the
-    hypergradient at h_k, and ``outer`` moves h_k to h_{k+1}. The last row is a plain training
-    at the final hyperparameters. With a ``cache``, every finished outer step is on disk and a
-    re-run resumes after the last one; ``wall_time`` then counts compute time only.
+    hypergradient at h_k, and ``outer`` moves h_k to h_{k+1} (``relative_step``: the largest
+    next step over its value, see :func:`converged`). The last row is a plain training at the
+    final hyperparameters. With a ``cache``, every finished outer step is on disk and a re-run
+    resumes after the last one; ``wall_time`` then counts compute time only.
 
     A training that diverges ends the run with status ``"diverged"`` (the rows before are
-    kept); ``max_seconds`` ends it early as ``"finished"``, ``should_stop`` as ``"stopped"``.
+    kept); ``max_seconds`` ends it early as ``"finished"``, ``should_stop`` as ``"stopped"``;
+    with ``converged_frac`` the run also ends (``"finished"``, with its final training) at the
+    first outer step after which :func:`converged` holds.
     """
     check_count("steps", steps, minimum=1)
+    if converged_frac is not None and not 0 < converged_frac < 1:
+        raise ValueError(f"converged_frac must be in (0, 1), got {converged_frac!r}")
     names = hyperparameter_names(hyper)
     metrics = classification_metrics(task, test) if test is not None else None
     state = outer.init(hyper.pack())
+    initial_steps = state.step_size.clone()
     rows: list[dict] = []
     status, message = "finished", ""
     total = steps + 1 if max_seconds is None else None  # a time budget: the count is open-ended
+    last = False
     with progress_bar(total=total, desc=label, disable=not progress, leave=False) as bar:
         for k in range(steps + 1):
-            piece = f"{label}-{'final' if k == steps else 'step'}{k}"
+            last = last or k == steps
+            piece = f"{label}-{'final' if last else 'step'}{k}"
             cached = cache.load(piece) if cache is not None else None
             if cached is None:
-                row, next_state = _outer_step(task, hyper, estimator, outer, state, k, k == steps, seed, metrics,
-                                              names, rows[-1] if rows else None)
+                row, next_state = _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics,
+                                              names, rows[-1] if rows else None, initial_steps)
                 if cache is not None and row["kind"] != "diverged":
                     cache.save(piece, (row, next_state))
             else:
@@ -152,17 +209,22 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
             if row["kind"] == "diverged":
                 status, message = "diverged", f"diverged at outer step {k}: {row.pop('message')}"
                 break
-            if should_stop is not None and should_stop() and k < steps:
+            if last:
+                break
+            if should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped by request after outer step {k}"
                 break
             if max_seconds is not None and row["wall_time"] >= max_seconds:
                 break
+            if converged_frac is not None and converged(state, initial_steps, converged_frac):
+                last = True
+                message = f"converged after outer step {k}: every step below {converged_frac:g} of its value"
     return History(ordered(rows), "fds" if label == "FDS" else label.lower(), label, task.name, seed,
-                   config={"outer": outer.name, "steps": steps}, hyperparameters=list(names),
-                   status=status, message=message)
+                   config={"outer": outer.name, "steps": steps, "gamma": initial_steps.tolist()},
+                   hyperparameters=list(names), status=status, message=message)
 
 
-def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous):
+def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous, initial_steps):
     """Run k: train at h_k (with its hypergradient unless it is the last) and step the outer update."""
     start = time.perf_counter()
     current = hyper.with_flat(state.h)
@@ -192,6 +254,7 @@ def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, na
         "kind": "diverged" if diverged else ("final" if last else "hypergradient"),
         **dict(zip(names, state.h.tolist())),
         "runs": before["runs"] + 1, "hypergradient_norm2": norm2, "seed": inner_seed,
+        "relative_step": math.nan if (last or diverged) else float(relative_steps(next_state, initial_steps).max()),
     }
     if metrics is not None:
         row.update(metrics(theta if not diverged else torch.full_like(theta, math.nan), state.h))

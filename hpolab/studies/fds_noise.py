@@ -1,7 +1,9 @@
 """Study 08: how noisy non-greedy hypergradients are, how biased greedy ones are, and what
 sharing a learning rate over W steps does to the error (the FDS paper's section 5.1).
 
-At one fixed learning-rate schedule, each seed (its own initialization and data order)
+At one fixed learning-rate schedule ("initialized to small values" in the paper; cosine
+annealing from 0.01 over the T steps, momentum 0.9, no weight decay, batch 128 and 2000
+validation images in the authors' script for this figure), each seed (its own initialization and data order)
 gives T per-step hypergradients g_t = dL_val(theta_T)/d alpha_t: non-greedy (through the
 whole run) and greedy (H = 1: L_val(theta_t) with theta_{t-1} held fixed). Sharing one
 value over a window of W steps makes its hypergradient the *sum* of the window's g_t (the
@@ -33,11 +35,16 @@ from hpolab.hypergrad import greedy, reverse_mode, schedule
 from hpolab.progress import progress_bar
 from hpolab.studies.common import check_scale
 from hpolab.studies.fds import image_data, image_task
-from hpolab.validation import check_count, check_positive
+from hpolab.studies.fds_claims import NOISE_CLAIMS as CLAIMS
+from hpolab.studies.fds_claims import greedy_error as _greedy_error
+from hpolab.studies.fds_claims import shared_mse
+from hpolab.validation import check_choice, check_count, check_positive
 
 STUDY = "08_fds_hypergradient_noise"
-# train images, validation images, T, batch, seeds
-SIZES = {"smoke": (512, 128, 12, 64, 4), "cpu": (32_000, 1000, 250, 128, 20), "paper": (32_000, 10_000, 250, 128, 100)}
+# train images, validation images, T, batch, seeds. paper: T = 250, batch 128, 100 seeds, 2000
+# validation images (the authors' script); every training image but those held out for validation.
+SIZES = {"smoke": (512, 128, 12, 64, 4), "cpu": (32_000, 1000, 250, 128, 20), "paper": (58_000, 2_000, 250, 128, 100)}
+SHAPES = ("cosine", "constant")  # the fixed schedule: cosine annealing from lr (the authors' default) or lr throughout
 
 
 def windows_for_horizon(horizon: int) -> list[int]:
@@ -57,8 +64,7 @@ def window_means(g: np.ndarray, window: int) -> np.ndarray:
 
 def mse_by_window(g: np.ndarray, windows: list[int], mu: np.ndarray | None = None) -> np.ndarray:
     """MSE_W of the shared estimates against ``mu`` (default: the ensemble mean of ``g``)."""
-    mu = g.mean(axis=0) if mu is None else mu
-    return np.array([float(((window_means(g, w) - mu) ** 2).mean()) for w in windows])
+    return np.array([shared_mse(g, w, mu) for w in windows])
 
 
 @dataclass(frozen=True)
@@ -116,21 +122,34 @@ class NoiseResult:
         return paths
 
 
-def setting(scale: str, dataset: str, lr: float, momentum: float, device):
+def fixed_schedule(horizon: int, lr: float, shape: str = "cosine") -> torch.Tensor:
+    """The learning rate of every step at which the hypergradients are taken: cosine annealing
+    from ``lr`` to 0 over the T steps (PyTorch's ``CosineAnnealingLR``, the authors' default
+    for this figure), or ``lr`` at every step."""
+    check_choice("shape", shape, SHAPES)
+    if shape == "constant":
+        return torch.full((horizon,), float(lr), dtype=torch.float64)
+    steps = torch.arange(horizon, dtype=torch.float64)
+    return lr * 0.5 * (1 + torch.cos(torch.pi * steps / horizon))
+
+
+def setting(scale: str, dataset: str, lr: float, momentum: float, device, shape: str = "cosine"):
     """(task, hyperparameters, note): LeNet on the scale's images, one learning rate per step,
-    all equal to ``lr`` (``note`` as :func:`hpolab.studies.fds.image_data`'s)."""
+    from :func:`fixed_schedule` (``note`` as :func:`hpolab.studies.fds.image_data`'s)."""
     n_train, n_val, horizon, batch, _ = SIZES[scale]
     split, note = image_data(dataset, n_train, n_val, 0, device)
     task = image_task(split, "lenet", batch, device, name=f"lenet-{'mnist' if note else dataset}")
-    hyper = schedule(horizon, lr=lr, momentum=momentum, windows={"lr": 1}, dtype=torch.float32)
+    hyper = schedule(horizon, lr=fixed_schedule(horizon, lr, shape), momentum=momentum, windows={"lr": 1},
+                     dtype=torch.float32)
     return task, hyper, note
 
 
 def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01, momentum: float = 0.9,
                     seeds: int | None = None, windows: list[int] | None = None, device: str = "cpu",
-                    cache: bool = True, progress: bool = True) -> NoiseResult:
-    """Hypergradients of a per-step learning rate at ``lr`` (momentum ``momentum``) on LeNet for
-    ``seeds`` seeds, non-greedy and greedy, then MSE_W and Theorem 4.1's bound for each W.
+                    cache: bool = True, progress: bool = True, shape: str = "cosine") -> NoiseResult:
+    """Hypergradients of a per-step learning rate (:func:`fixed_schedule` from ``lr``, momentum
+    ``momentum``) on LeNet for ``seeds`` seeds, non-greedy and greedy, then MSE_W and Theorem
+    4.1's bound for each W.
 
     Each seed's pair of runs is cached under ``runs/cache/08_fds_hypergradient_noise/``: an
     interrupted study resumes at the first seed not finished."""
@@ -143,11 +162,13 @@ def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01
     bad = [w for w in windows if not (isinstance(w, int) and 1 <= w <= horizon)]
     if bad:
         raise ValueError(f"windows W must be integers in [1, T] = [1, {horizon}], got {bad}")
+    check_choice("shape", shape, SHAPES)
     torch_device = resolve_device(device)
-    task, hyper, note = setting(scale, dataset, lr, momentum, torch_device)
+    task, hyper, note = setting(scale, dataset, lr, momentum, torch_device, shape)
     used = "mnist" if note else dataset
-    parameters = {"scale": scale, "dataset": used, "lr": lr, "momentum": momentum, "seeds": seeds,
-                  "horizon": horizon, "batch": batch, "n_train": n_train, "n_val": n_val, "device": str(torch_device)}
+    parameters = {"scale": scale, "dataset": used, "lr": lr, "shape": shape, "momentum": momentum, "seeds": seeds,
+                  "horizon": horizon, "batch": batch, "n_train": n_train, "n_val": n_val, "init": "xavier",
+                  "device": str(torch_device)}
     store = StudyCache(STUDY, {k: v for k, v in parameters.items() if k not in ("device", "seeds")}, enabled=cache)
     nongreedy_rows, greedy_rows = [], []
     exact, one_step = reverse_mode(), greedy(1)
@@ -158,58 +179,28 @@ def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01
             nongreedy_rows.append(pair[0])
             greedy_rows.append(pair[1])
             bar.update()
-    g, g_greedy = np.stack(nongreedy_rows), np.stack(greedy_rows)
+    parameters["windows"] = windows
+    return noise_result(np.stack(nongreedy_rows), np.stack(greedy_rows), windows, parameters, note)
+
+
+def noise_result(g: np.ndarray, g_greedy: np.ndarray, windows: list[int], parameters: dict | None = None,
+                 note: str = "") -> NoiseResult:
+    """The study's result from per-seed hypergradients (seeds, T): MSE_W, Theorem 4.1's terms
+    and its bound for each W."""
+    horizon = g.shape[1]
     terms = theorem_terms(g)
-    measured = mse_by_window(g, windows)
     table = pd.DataFrame({
-        "W": windows, "values learned": [-(-horizon // w) for w in windows], "measured MSE": measured,
+        "W": windows, "values learned": [-(-horizon // w) for w in windows], "measured MSE": mse_by_window(g, windows),
         "bound": [terms.bound(w) for w in windows], "noise term": [terms.noise(w) for w in windows],
         "bias term": [terms.bias(w) for w in windows],
     })
-    parameters["windows"] = windows
-    return NoiseResult(g, g_greedy, table, terms, parameters, note)
+    return NoiseResult(g, g_greedy, table, terms, dict(parameters or {}), note)
 
 
 def greedy_error(result: NoiseResult) -> dict:
-    """Greedy hypergradients against the non-greedy ensemble mean mu: their MSE, split into
-    bias^2 (mean over t of (E[greedy_t] - mu_t)^2) and variance, and how often their mean
-    has mu's sign."""
-    mu = result.nongreedy.mean(axis=0)
-    mean = result.greedy.mean(axis=0)
-    return {
-        "mse": float(((result.greedy - mu) ** 2).mean()),
-        "bias2": float(((mean - mu) ** 2).mean()),
-        "variance": float(result.greedy.var(axis=0).mean()),
-        "same_sign": float((np.sign(mean) == np.sign(mu)).mean()),
-        "mean_ratio": float(mean.sum() / mu.sum()),
-    }
-
-
-def findings(result: NoiseResult) -> list[str]:
-    """The paper's two claims of section 5.1 on this run, with the numbers."""
-    table = result.table
-    mse1 = float(table.loc[table["W"] == 1, "measured MSE"].iloc[0])
-    best = table.loc[table["measured MSE"].idxmin()]
-    T = result.nongreedy.shape[1]
-    e = greedy_error(result)
-    lines = [
-        f"greedy hypergradients are biased: against the non-greedy ensemble mean their MSE is {e['mse']:.3g}, "
-        f"of which bias^2 {e['bias2']:.3g} and variance {e['variance']:.3g}; the non-greedy MSE_1 is {mse1:.3g}. "
-        f"Their mean has the sign of the non-greedy mean at {e['same_sign']:.0%} of the steps, and summed over "
-        f"the run it is {e['mean_ratio']:.3g} times the non-greedy sum.",
-    ]
-    interior = 1 < int(best["W"]) < T
-    lines.append(
-        f"sharing lowers the MSE {'with an interior best W' if interior else 'but the best W is at an end'}: "
-        f"MSE_1 = {mse1:.3g}, best MSE_{int(best['W'])} = {best['measured MSE']:.3g} "
-        f"({mse1 / best['measured MSE']:.3g}x lower); at W = T = {T} it is "
-        f"{float(table['measured MSE'].iloc[-1]):.3g}.")
-    holds = bool((table["bound"] >= table["measured MSE"]).all())
-    lines.append(
-        f"Theorem 4.1's bound (MSE_1 {result.terms.mse1:.3g}, c {result.terms.c:.3g}, epsilon {result.terms.epsilon:.3g}) "
-        f"{'holds at every W' if holds else 'is violated at some W'}; its minimum is at W = "
-        f"{int(table.loc[table['bound'].idxmin(), 'W'])}, the measured minimum at W = {int(best['W'])}.")
-    return lines
+    """Greedy hypergradients against the non-greedy ensemble mean mu: MSE, bias^2, variance
+    and how often their mean has mu's sign (:func:`hpolab.studies.fds_claims.greedy_error`)."""
+    return _greedy_error(result.nongreedy, result.greedy)
 
 
 def hypergradient_figure(result: NoiseResult, shown: int = 20) -> go.Figure:
