@@ -2,15 +2,16 @@
 
 The hypergradient-vs-decay study trains the same models with SGD, SGDN and Adam, each with
 a constant rate, hypergradient descent or lr-decay; this loop is shared by all of them.
-Every ``evaluate_every`` steps it records the mean training loss since the last record,
-the test loss and accuracy, and the current learning rate of each parameter group.
+Every ``evaluate_every`` steps (or at the steps ``record_steps`` lists) it records the mean
+training loss since the last record, the test loss and accuracy, and the current learning
+rate of each parameter group.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -45,6 +46,7 @@ def fit(
     seed: int,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     evaluate_every: int = 50,
+    record_steps: Sequence[int] | None = None,
     label: str = "",
     problem: str = "",
     config: dict | None = None,
@@ -57,8 +59,11 @@ def fit(
 
     A training loss that becomes NaN, infinite or ``divergence_factor`` times its first
     value stops the run with status ``"diverged"``; the rows recorded until then are kept.
+    ``record_steps``, when given, replaces ``evaluate_every``: records at those steps (and at
+    the last), e.g. evenly spread ones, so that no record averages a stub of a few minibatches.
     """
     x_train, y_train = train
+    marks = set(record_steps) if record_steps is not None else None
     generator = torch.Generator().manual_seed(seed)
     per_epoch = max(1, len(y_train) // batch_size)
     rows, running, count = [], 0.0, 0
@@ -87,7 +92,8 @@ def fit(
             bar.update()
             if not (math.isfinite(value) and value <= divergence_factor * max(abs(first), 1.0)):
                 status, message = "diverged", f"diverged at step {step}: the training loss became {value}"
-            if step % evaluate_every == 0 or step == steps or status != "finished":
+            due = step in marks if marks is not None else step % evaluate_every == 0
+            if due or step == steps or status != "finished":
                 test_loss, test_accuracy = evaluate(model, *test)
                 rows.append(_row(step, running / count, test_loss, test_accuracy, optimizer, start))
                 running, count = 0.0, 0

@@ -87,6 +87,18 @@ def test_lr_decay_halves_every_25_epochs_at_the_papers_length_on_cifar_too(monke
     assert hd_vs_decay.decay_epochs(task, epochs) == 25
 
 
+def test_records_split_the_run_evenly_so_no_record_averages_a_stub(monkeypatch):
+    """39 steps per epoch, 2 records per epoch: records every 19-20 steps (the old fixed interval
+    of 19 left a last record averaging 2 minibatches, which the minimal loss could pick)."""
+    monkeypatch.setitem(hd_vs_decay.MODELS, "cifar-cnn", lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 10)))
+    x, y = torch.randn(156, 2), torch.arange(156) % 10
+    history = hd_vs_decay.train_setting(hd_vs_decay.Setting("cifar-cnn", "sgd", "constant", 0.1), ((x, y), (x, y)), 2, 0,
+                                        batch_size=4, device="cpu", records_per_epoch=2)
+    steps = history.frame["step"].tolist()
+    assert steps[0] == 0 and steps[-1] == 78 and len(steps) == 5
+    assert {b - a for a, b in zip(steps[1:], steps[2:])} <= {19, 20}
+
+
 def test_vgg16_is_the_torch_blog_network_the_paper_names():
     model = hd_vs_decay.cifar_vgg16()
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]

@@ -270,11 +270,12 @@ def train_setting(setting: Setting, data, epochs: int, seed: int, batch_size: in
     decay_steps = max(1, round(decay_epochs(setting.task, epochs) * per_epoch))
     optimizer, scheduler = make_optimizer(setting.optimizer, setting.schedule, model.parameters(), setting.lr,
                                           setting.hypergrad_lr, decay_steps)
-    every = per_epoch // records_per_epoch if records_per_epoch else steps // evaluations
+    records = epochs * records_per_epoch if records_per_epoch else evaluations
+    marks = sorted({max(1, round(k * steps / records)) for k in range(1, records + 1)})  # evenly spread
     config = {"optimizer": setting.optimizer, "schedule": setting.schedule, "lr0": setting.lr,
               "hypergrad_lr": setting.hypergrad_lr, "task": setting.task, "epochs": epochs}
     return fit(model, optimizer, (x_train, y_train), test, steps=steps, batch_size=batch_size, seed=seed,
-               scheduler=scheduler, evaluate_every=max(1, every), label=setting.label,
+               scheduler=scheduler, record_steps=marks, label=setting.label,
                problem=setting.task, config=config, progress=progress, callback=callback, should_stop=should_stop)
 
 
