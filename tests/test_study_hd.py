@@ -226,6 +226,10 @@ def test_study_06_tunes_on_the_grid_then_runs_the_best_and_baydins_setting_over_
     assert len(fake_training) == len(result.tuning) + 2 * 6 + 3 * 2  # Baydin's Adam-HD point has beta 1e-7: on grid
     table = hd_vs_decay.grid_table(result.tuning, "mnist-mlp")
     assert table.loc[table["method"] == "SGD-HD beta=0.0001", "chosen alpha_0"].item() == "0.01"
+    runs = hd_vs_decay.figure_runs(result, "mnist-mlp", schedules=["hd"], roles=["suggested", "tuned"])
+    assert len(runs) == 6 * 3 and len({h.label for h in runs}) == 6
+    assert "SGD-HD suggested (alpha_0 0.001, beta 0.001)" in {h.label for h in runs}
+    assert list(hd_vs_decay.comparison_table(result)["role"]) == ["tuned"] * 6 + ["suggested"] * 3
 
 
 def test_study_07_reads_the_runs_06_did_from_the_shared_cache(fake_training):
