@@ -28,12 +28,11 @@ LAYOUT = [
     ("SUMMARY", "code", "nbval-check-output"),
     ("FIGURES_TEXT", "markdown", None),
     ("FIGURES", "code", "nbval-ignore-output"),
-    ("CLAIMS_TEXT", "markdown", None),
-    ("CLAIMS", "code", "nbval-check-output"),
-    ("FOUND", "markdown", None),
+    ("LOOK", "markdown", None),
     ("PANEL_TEXT", "markdown", None),
     ("PANEL", "code", "nbval-ignore-output"),
-    ("LOOK", "markdown", None),
+    ("CLAIMS_TEXT", "markdown", None),
+    ("CLAIMS", "code", "nbval-check-output"),
 ]
 
 

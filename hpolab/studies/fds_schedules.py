@@ -118,7 +118,15 @@ def cosine_reference(task, test, horizon: int, seeds: list[int]) -> dict:
     peak = min(losses, key=losses.get)
     hyper = schedule(horizon, lr=peak * shape, momentum=MOMENTUM, windows={"lr": 1}, dtype=torch.float32)
     accuracies = test_accuracy(task, hyper, test, seeds)
-    return {"peak": peak, "val_loss": losses[peak], "accuracies": accuracies, "schedule": (peak * shape).tolist()}
+    return {"peak": peak, "val_loss": losses[peak], "accuracies": accuracies, "schedule": (peak * shape).tolist(),
+            "peaks": losses}
+
+
+def cosine_table(result: ScheduleResult) -> pd.DataFrame:
+    """Every cosine peak tried, with the validation loss it reached (seed 0) and which was kept."""
+    peaks = result.cosine.get("peaks", {})
+    return pd.DataFrame([{"cosine peak": peak, "val loss": loss, "kept": peak == result.cosine["peak"]}
+                         for peak, loss in peaks.items()])
 
 
 def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHODS, W: int | None = None,

@@ -69,7 +69,7 @@ GRID = {"lr": (0.01, 0.03, 0.1, 0.3), "shape": ("constant", "cosine"), "momentum
 # data, model, train images, validation, test, batch, epochs (None: per_window steps per window),
 # steps per window, budget per method and seed (seconds; None: SMOKE_STEPS training steps), seeds
 SIZES = {"smoke": ("mnist", "lenet", 448, 128, 256, 32, None, 2, None, 1),
-         "cpu": ("mnist", "lenet", 8960, 1000, 2000, 64, None, 20, 120.0, 1),
+         "cpu": ("mnist", "lenet", 8960, 1000, 2000, 64, None, 20, 100.0, 1),
          "paper": ("cifar10", "wrn-16-1", 47_500, 2_500, None, 256, 50, None, 100 * 3600.0, 8)}
 SMOKE_STEPS = 14 * 12  # a deterministic budget in training steps: 12 full trainings
 
