@@ -1,4 +1,4 @@
-"""Models of the FDS experiments, as plain ``nn.Module``s usable with ``torch.func``.
+"""Models of the FDS and HOZOG experiments, as plain ``nn.Module``s usable with ``torch.func``.
 
 ``lenet`` is LeCun et al.'s LeNet-5 layout (two 5x5 convolutions with max pooling, then
 120-84-classes) for 28x28 MNIST or 32x32 SVHN. ``wide_resnet`` is Zagoruyko & Komodakis'
@@ -6,10 +6,16 @@ WRN-depth-k with pre-activation basic blocks, as in torchvision's ResNet code: W
 the FDS paper's CIFAR-10 model. Both work with ``functional_call``, ``jvp`` and ``vmap``
 (train-mode BatchNorm through ``replace_all_batch_norm_modules_``, which
 :class:`~hpolab.hypergrad.task.FlatModel` applies).
+
+The HOZOG paper's CIFAR-10 networks (section 3.2): ``two_layer_cnn``, two convolutions with
+max pooling and local response normalization; ``cifar_vgg16`` and ``cifar_resnet152``,
+torchvision's models with their heads fitted to 32 x 32 inputs. Local response normalization
+holds no state, so it needs no patching for ``vmap``.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from hpolab.validation import check_count
@@ -63,3 +69,69 @@ def wide_resnet(depth: int = 16, widen: int = 1, classes: int = 10, in_channels:
     layers += [nn.BatchNorm2d(widths[3]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                nn.Linear(widths[3], classes)]
     return nn.Sequential(*layers)
+
+
+def two_layer_cnn(width: int = 64, hidden: tuple[int, int] = (384, 192), classes: int = 10,
+                  in_channels: int = 3, image_size: int = 32) -> nn.Module:
+    """The HOZOG paper's "2-layer CNN with convolutional, max pooling, and normalizing layers".
+
+    The paper names the layers but not their sizes; this is the model of that description in
+    TensorFlow's CIFAR-10 tutorial (Krizhevsky's cuda-convnet layout): conv 5x5 (``width``) -
+    ReLU - max pool 3x3 stride 2 - local response normalization - conv 5x5 (``width``) - ReLU -
+    local response normalization - max pool 3x3 stride 2 - ``hidden[0]`` - ``hidden[1]`` -
+    ``classes``, ReLU between. The normalization is TensorFlow's ``lrn(depth_radius=4,
+    bias=1, alpha=0.001 / 9, beta=0.75)``: PyTorch divides alpha by the window (9), so
+    ``alpha=0.001`` here. Pooling pads by 1 ("SAME"), so 32 x 32 images become 8 x 8.
+
+    Example:
+      >>> two_layer_cnn()(torch.zeros(2, 3, 32, 32)).shape
+      torch.Size([2, 10])
+    """
+    check_count("width", width, minimum=1)
+    if len(hidden) != 2:
+        raise ValueError(f"hidden must hold two layer widths, got {hidden!r}")
+    for size in hidden:
+        check_count("hidden", size, minimum=1)
+    if image_size < 4:
+        raise ValueError(f"image_size must be at least 4 (two poolings by 2), got {image_size}")
+    side = (image_size - 1) // 2 + 1
+    side = (side - 1) // 2 + 1
+
+    def normalize():
+        return nn.LocalResponseNorm(size=9, alpha=0.001, beta=0.75, k=1.0)
+
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1), normalize(),
+        nn.Conv2d(width, width, 5, padding=2), nn.ReLU(), normalize(), nn.MaxPool2d(3, 2, padding=1),
+        nn.Flatten(), nn.Linear(width * side * side, hidden[0]), nn.ReLU(),
+        nn.Linear(hidden[0], hidden[1]), nn.ReLU(), nn.Linear(hidden[1], classes),
+    )
+
+
+def cifar_vgg16(classes: int = 10) -> nn.Module:
+    """torchvision's VGG-16 (no BatchNorm, as Simonyan & Zisserman's) for 32 x 32 images, as the
+    HOZOG paper adapts it: after five poolings a 32 x 32 image is 512 x 1 x 1, so the first
+    fully connected layer takes 512 inputs instead of 512 x 7 x 7 (and no pooling to 7 x 7).
+
+    Its two dropout layers are left out: ``vmap`` over HOZOG's q + 1 runs forbids random ops
+    (``randomness="error"``), and the runs must see the same noise (common random numbers)."""
+    from torchvision.models import vgg16
+
+    model = vgg16(num_classes=classes)
+    model.avgpool = nn.Identity()
+    model.classifier = nn.Sequential(nn.Linear(512, 4096), nn.ReLU(True), nn.Linear(4096, 4096), nn.ReLU(True),
+                                     nn.Linear(4096, classes))
+    for layer in model.classifier:
+        if isinstance(layer, nn.Linear):  # torchvision's initialization of VGG's linear layers
+            nn.init.normal_(layer.weight, 0, 0.01)
+            nn.init.constant_(layer.bias, 0)
+    return model
+
+
+def cifar_resnet152(classes: int = 10) -> nn.Module:
+    """torchvision's ResNet-152 with a ``classes``-way head. Its adaptive average pooling already
+    fits 32 x 32 images (the last stage is 1 x 1), so nothing else changes. Its BatchNorm layers
+    normalize with batch statistics under :class:`~hpolab.hypergrad.task.FlatModel`."""
+    from torchvision.models import resnet152
+
+    return resnet152(num_classes=classes)

@@ -58,3 +58,87 @@ def test_bad_model_arguments_name_the_parameter():
         wide_resnet(15)
     with pytest.raises(ValueError, match="image_size must be at least 16"):
         lenet(1, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The HOZOG paper's CIFAR-10 networks (study 04)
+
+from torch import nn  # noqa: E402
+
+from hpolab.hypergrad import FlatModel, validation_losses  # noqa: E402
+from hpolab.models import cifar_resnet152, cifar_vgg16, two_layer_cnn  # noqa: E402
+
+
+def test_two_layer_cnn_has_the_papers_layers_convolution_max_pooling_and_normalization():
+    model = two_layer_cnn()
+    kinds = [type(layer) for layer in model]
+    assert kinds.count(nn.Conv2d) == 2 and kinds.count(nn.MaxPool2d) == 2 and kinds.count(nn.LocalResponseNorm) == 2
+    assert [layer.out_features for layer in model if isinstance(layer, nn.Linear)] == [384, 192, 10]
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    assert two_layer_cnn(width=8, image_size=28, in_channels=1)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_two_layer_cnn_trains_the_same_batched_with_vmap_as_one_run_at_a_time():
+    """HOZOG's q + 1 runs go through one vmap on a GPU: local response normalization must
+    give there what it gives one run at a time."""
+    torch.manual_seed(0)
+    task = classification_task(two_layer_cnn(width=4, hidden=(16, 8)), images(16, 3, 32, 0),
+                               images(8, 3, 32, 1), batch_size=8, dtype=torch.float64)
+    hyper = schedule(4, lr=torch.tensor([0.05, 0.02]), windows={"lr": 2})
+    points = torch.tensor([[0.05, 0.02], [0.1, 0.0], [0.0, 0.3]], dtype=torch.float64)
+    batched = validation_losses(task, hyper, points, seed=3, batched=True).losses
+    alone = validation_losses(task, hyper, points, seed=3, batched=False).losses
+    assert torch.allclose(batched, alone, rtol=1e-10, atol=1e-12)
+    assert len(set(batched.tolist())) == 3
+
+
+def test_cifar_vgg16_takes_32_pixel_images_into_a_512_input_classifier_without_dropout():
+    model = cifar_vgg16()
+    assert model.classifier[0].in_features == 512
+    assert not any(isinstance(layer, nn.Dropout) for layer in model.modules())
+    assert sum(isinstance(layer, nn.Conv2d) for layer in model.modules()) == 13
+    assert sum(isinstance(layer, nn.Linear) for layer in model.modules()) == 3
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("build", [cifar_vgg16, cifar_resnet152], ids=["vgg16", "resnet152"])
+def test_torchvision_networks_map_stacked_weights_with_vmap_like_one_run_at_a_time(build):
+    """HOZOG's q + 1 runs on a GPU are one vmap over stacked weights: each run must normalize
+    with its own batch statistics (ResNet-152's BatchNorm under FlatModel). Two different
+    initializations, forward only (training ResNet-152 here would take minutes), in float64:
+    in float32 the two ways differ by rounding that 152 layers of BatchNorm on four images
+    amplify to 0.3 %."""
+    flat = FlatModel(build().double())
+    thetas = torch.stack([flat.init(0, torch.float64), flat.init(1, torch.float64)])
+    x = images(4, 3, 32, 0)[0]
+    together = torch.func.vmap(flat, in_dims=(0, None))(thetas, x)
+    alone = torch.stack([flat(theta, x) for theta in thetas])
+    assert together.shape == (2, 4, 10)
+    assert torch.allclose(together, alone, rtol=1e-10, atol=1e-12)  # float32 differs by 0.3 % through 152 layers
+    assert not torch.allclose(alone[0], alone[1])
+
+
+def test_batchnorm_network_trains_the_same_batched_with_vmap_as_one_run_at_a_time():
+    """Training (not only the forward pass) through train-mode BatchNorm, batched and alone, in
+    float64; a small network with the same BatchNorm handling as ResNet-152."""
+    torch.manual_seed(0)
+    task = classification_task(wide_resnet(10, 1), images(16, 3, 32, 0), images(8, 3, 32, 1), batch_size=8,
+                               dtype=torch.float64)
+    hyper = schedule(4, lr=torch.tensor([0.05, 0.02]), windows={"lr": 2})
+    points = torch.tensor([[0.05, 0.02], [0.1, 0.0]], dtype=torch.float64)
+    batched = validation_losses(task, hyper, points, seed=2, batched=True).losses
+    alone = validation_losses(task, hyper, points, seed=2, batched=False).losses
+    assert torch.allclose(batched, alone, rtol=1e-9, atol=1e-12)
+
+
+def test_resnet152_has_its_depth_and_a_ten_way_head():
+    model = cifar_resnet152()
+    assert sum(isinstance(layer, nn.Conv2d) for layer in model.modules()) == 155  # 151 + 4 projections
+    assert model.fc.out_features == 10
+
+
+def test_bad_two_layer_cnn_arguments_name_the_parameter():
+    with pytest.raises(ValueError, match="width must be an integer >= 1"):
+        two_layer_cnn(width=0)
+    with pytest.raises(ValueError, match="hidden must hold two"):
+        two_layer_cnn(hidden=(10,))
