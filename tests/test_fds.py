@@ -395,3 +395,15 @@ def test_regret_over_seeds_is_the_mean_of_each_seeds_step_function():
     np.testing.assert_allclose(x, [1, 2, 3, 4])
     np.testing.assert_allclose(regret, [(0.4 + 0.9) / 2, (0.4 + 0.2) / 2, 0.1, 0.0], atol=1e-12)
     assert result.time_to_regret("fds", 0.01) == 4.0 and result.final_regret("fds") == pytest.approx(0.0)
+
+
+def test_outer_loops_from_different_seeds_do_not_share_cached_steps(tmp_path):
+    """Study 11 runs FDS from several seeds into one cache: each seed's steps are its own."""
+    task = double_task()
+    hyper = schedule(10, lr=0.0, momentum=0.5, windows={"lr": 5}, dtype=torch.float64)
+    outer = sign_descent(0.05, box(hyper, {"lr": (0.0, 1.0)}))
+    cache = StudyCache("test", {"case": 2}, root=tmp_path)
+    fds.learn(task, hyper, reverse_mode(), outer, 2, cache=cache, seed=0, progress=False)
+    other = Counting(reverse_mode())
+    history = fds.learn(task, hyper, other, outer, 2, cache=cache, seed=1, progress=False)
+    assert other.calls == 2 and history.frame["seed"].tolist() == [fds.run_seed(1, k) for k in range(3)]

@@ -194,7 +194,7 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     with progress_bar(total=total, desc=label, disable=not progress, leave=False) as bar:
         for k in range(steps + 1):
             last = last or k == steps
-            piece = f"{label}-{'final' if last else 'step'}{k}"
+            piece = f"{label}-seed{seed}-{'final' if last else 'step'}{k}"  # one cache may hold several seeds
             cached = cache.load(piece) if cache is not None else None
             if cached is None:
                 row, next_state = _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics,
