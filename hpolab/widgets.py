@@ -18,7 +18,7 @@ from typing import Callable
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from hpolab.devices import device_names
+from hpolab.devices import device_names, resolve_device
 from hpolab.history import History
 
 REFRESH_EVERY = 20  # rows between live figure updates...
@@ -37,10 +37,14 @@ def mu_slider(value: float = 1e-3) -> w.FloatLogSlider:
 
 
 def device_dropdown(value: str = "cpu") -> w.Dropdown:
-    """The devices actually present, GPUs by name."""
+    """``auto`` (the first GPU, else the CPU: it names which) and the devices actually present,
+    GPUs by name."""
     names = device_names()
-    options = [(f"{key} ({name})" if key != "cpu" else "cpu", key) for key, name in names.items()]
-    return w.Dropdown(options=options, value=value if value in names else "cpu", description="device")
+    chosen = str(resolve_device("auto"))
+    options = [(f"auto ({chosen})", "auto")]
+    options += [(f"{key} ({name})" if key != "cpu" else "cpu", key) for key, name in names.items()]
+    return w.Dropdown(options=options, value=value if value in names or value == "auto" else "cpu",
+                      description="device")
 
 
 class RunPanel:

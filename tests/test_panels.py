@@ -65,3 +65,14 @@ def test_panel_is_built_from_the_notebooks_parameters(name):
     for key in ("q", "W", "iterations"):
         if key in panel.controls:
             assert panel.controls[key].min >= 1
+
+
+def test_device_dropdown_offers_auto_naming_its_choice_and_only_present_devices():
+    from hpolab.devices import available_devices, resolve_device
+    from hpolab.widgets import device_dropdown
+
+    dropdown = device_dropdown("auto")
+    assert dropdown.value == "auto"
+    assert choices(dropdown) == ["auto", *available_devices()]
+    assert dropdown.options[0][0] == f"auto ({resolve_device('auto')})"
+    assert device_dropdown("cuda:7").value == "cpu" or "cuda:7" in available_devices()
