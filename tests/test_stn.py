@@ -301,7 +301,7 @@ def test_smoke_study_summarizes_every_setting_and_checks_its_claims(tmp_path):
     result = study.run_study("smoke", seeds=2, progress=False)
     summary = result.summary
     assert list(summary.columns) == ["task", "method", "weight decay", "dropout", "val loss", "val ±95%", "test loss",
-                                     "test acc", "train steps", "val steps", "seconds", "runs"]
+                                     "test acc", "train steps", "val steps", "passes", "runs"]
     assert list(summary["method"]) == ["STN", "wd=0.0001, p=0", "wd=0.0001, p=0.5", study.REPLAY, "STN",
                                        "exact optimum"]
     assert list(summary["runs"]) == [2, 2, 2, 2, 1, 0] and summary["val loss"].notna().all()
@@ -311,6 +311,7 @@ def test_smoke_study_summarizes_every_setting_and_checks_its_claims(tmp_path):
     assert result.parameters["warmup_steps"] == warmup == 10
     assert summary.loc[0, "val steps"] == (60 - warmup) // study.TRAIN_STEPS + 1
     assert len(stn_runs[0].schedule) == summary.loc[0, "val steps"] + 1
+    assert summary.loc[0, "passes"] == 2 * (60 + summary.loc[0, "val steps"]) and summary.loc[1, "passes"] == 60
     replays = [h for h in result.histories if h.method == "replay"]
     assert [h.seed for h in replays] == [0, 1] and replays[0].as_schedule() == stn_runs[0].as_schedule()
     assert len(study.per_seed(result)) == 2
@@ -423,22 +424,22 @@ def test_ridge_claims_hold_near_the_exact_response_and_optimum_and_fail_away_fro
     assert claim("linear-response-tracks-ridge").evaluate(none, "cpu").status == "not testable here"
 
 
-def mlp_run(method, weight_decay, dropout, seed, val, seconds, schedule=None):
+def mlp_run(method, weight_decay, dropout, seed, val, passes, schedule=None):
     frame = pd.DataFrame({"step": [100], "tune_step": [50 if method == "stn" else 0], "objective": [val],
                           "weight_decay": [weight_decay], "dropout": [dropout], "test_loss": [val],
-                          "test_accuracy": [0.9], "wall_time": [seconds]})
+                          "test_accuracy": [0.9], "wall_time": [1.0], "passes": [passes]})
     setting = study.NetworkSetting(method, weight_decay, dropout)
     path = pd.DataFrame(schedule or [(0, weight_decay, dropout)], columns=["step", "weight_decay", "dropout"])
     return study.STNHistory(frame, method, setting.label, "mnist-mlp", seed, {"sigma": 0.5}, [], schedule=path)
 
 
-def mlp_result(stn_val, replay_val, stn_seconds=2.5, moved=True):
+def mlp_result(stn_val, replay_val, stn_passes=250, moved=True):
     runs = []
     for seed in (0, 1):
         end = (1e-2, 0.5) if moved else (1.2e-4, 0.06)
-        runs += [mlp_run("stn", *end, seed, stn_val, stn_seconds, [(0, 1e-4, 0.05), (50, *end)]),
-                 mlp_run("fixed", 1e-3, 0.0, seed, 0.30, 1.0), mlp_run("fixed", 1e-2, 0.25, seed, 0.25, 1.0),
-                 mlp_run("fixed", 1e-5, 0.5, seed, 0.40, 1.0), mlp_run("replay", 1e-2, 0.5, seed, replay_val, 1.0)]
+        runs += [mlp_run("stn", *end, seed, stn_val, stn_passes, [(0, 1e-4, 0.05), (50, *end)]),
+                 mlp_run("fixed", 1e-3, 0.0, seed, 0.30, 100), mlp_run("fixed", 1e-2, 0.25, seed, 0.25, 100),
+                 mlp_run("fixed", 1e-5, 0.5, seed, 0.40, 100), mlp_run("replay", 1e-2, 0.5, seed, replay_val, 100)]
     return study.STNResult(runs, study.summarize(runs), {})
 
 
@@ -449,7 +450,7 @@ def test_network_claims_hold_and_fail_on_constructed_results():
         assert claim(claim_id).evaluate(good, "cpu").status == "holds", claim_id
     found = claim("stn-matches-best-fixed").evaluate(good, "cpu")
     assert "best of 3 fixed (wd=0.01, p=0.25) 0.25" in found.measured and "ranks 2 of 4" in found.measured
-    bad = mlp_result(stn_val=0.27, replay_val=0.25, stn_seconds=3.5, moved=False)
+    bad = mlp_result(stn_val=0.27, replay_val=0.25, stn_passes=350, moved=False)
     for claim_id in ("stn-matches-best-fixed", "stn-schedule-beats-best-fixed-from-scratch", "stn-yields-a-schedule",
                      "stn-costs-less-than-the-grid"):
         assert claim(claim_id).evaluate(bad, "cpu").status == "fails", claim_id

@@ -548,7 +548,7 @@ def check_delay_affordable_late(result, early: float = 0.1) -> claims.Verdict:
         steps, _, _ = _setting(result, task)
         largest = labels[-1]
 
-        def mean_at(label, step):
+        def mean_at(label, step, task=task):
             return _mean([value_at(h, measured(task), "step", step) for h in result.histories
                           if h.problem == task and h.label == label])
 
