@@ -124,7 +124,7 @@ def test_bayesian_baseline_first_trial_is_the_start_point(quadratic):
 
 
 def test_diverging_run_stops_cleanly_and_keeps_its_steps(quadratic):
-    history = run(joint_descent(p=0.9, beta_x=0.1), quadratic, 5000, seed=0)
+    history = run(joint_descent(p=0.9, beta=0.1), quadratic, 5000, seed=0)
     assert history.status == "diverged"
     assert "diverged at step" in history.message
     assert len(history.frame) > 2
@@ -181,3 +181,132 @@ def test_problem_rejects_mismatched_hyperparameter_names():
     with pytest.raises(ValueError, match="hyperparameter_names"):
         Problem("bad", lambda x, y: x.sum(), 1, 2, lambda g: None, 1.0, 1.0, 1.0, (0.0, 1.0),
                 hyperparameter_names=("a",))
+
+
+# --- issue 13: the printed algorithms (each test fails on the code before it) -------------------
+
+class Recording(Oracle):
+    """An oracle that keeps every batch of points a method evaluates."""
+
+    def __init__(self, problem):
+        super().__init__(problem)
+        self.batches = []
+
+    def value(self, x, y):
+        if y.dim() == 2:
+            self.batches.append(y.clone())
+        return super().value(x, y)
+
+
+def test_jd_tries_have_the_printed_variance_r_i_per_coordinate():
+    """Algorithm 1, line 5: g_i ~ N(0, r_i I), so each coordinate of a try varies by r_i
+    (the old tries r_i u / sqrt(ny) varied by r_i^2 / ny)."""
+    problem = sphere(3, 8, seed=0)
+    oracle = Recording(problem)
+    x, y = problem.initial_point(torch.Generator().manual_seed(0))
+    radii = search_radii(2**-6, 2.0)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(400):
+        gradientless_step(oracle, x, y, torch.tensor(-1.0), radii, generator)  # -1: no try is accepted
+    offsets = torch.stack(oracle.batches) - y  # (steps, radii, ny)
+    variance = offsets.var(dim=(0, 2))
+    # 3200 draws per radius: the sample variance is within 10 % of the true one
+    assert torch.allclose(variance, torch.tensor(radii, dtype=variance.dtype), rtol=0.1)
+
+
+def test_jd_length_tries_keep_the_old_scale_as_a_named_option():
+    problem = sphere(3, 8, seed=0)
+    oracle = Recording(problem)
+    x, y = problem.initial_point(torch.Generator().manual_seed(0))
+    radii = search_radii(2**-2, 2.0)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(400):
+        gradientless_step(oracle, x, y, torch.tensor(-1.0), radii, generator, try_scale="length")
+    variance = (torch.stack(oracle.batches) - y).var(dim=(0, 2))
+    assert torch.allclose(variance, torch.tensor(radii, dtype=variance.dtype) ** 2 / 8, rtol=0.1)
+    with pytest.raises(ValueError, match="try_scale must be one of"):
+        joint_descent(try_scale="ball")
+
+
+def test_jd_gradient_step_is_one_over_beta_of_f(quadratic):
+    """Algorithm 1, line 4: x - grad_x f / beta with beta the smoothness of f (not of its x block)."""
+    assert quadratic.beta_x < 0.95 * quadratic.beta  # the two differ on this problem
+    history = run(joint_descent(p=0.999), quadratic, 1, seed=0)
+    x, y = quadratic.initial_point(torch.Generator().manual_seed(0))
+    _, grad = Oracle(quadratic).value_and_grad_x(x, y)
+    expected = float(quadratic.objective(x - grad / quadratic.beta, y))
+    assert history.frame["objective"].iloc[1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_alternating_training_takes_the_same_gradient_step_as_jd(quadratic):
+    generator = torch.Generator().manual_seed(0)
+    x0, y0 = quadratic.initial_point(generator)
+    oracle = Oracle(quadratic)
+    method = alternating_zeroth_order()
+    state = method.init(x0, y0, oracle, generator)
+    after = method.update(state, oracle, generator)
+    _, grad = Oracle(quadratic).value_and_grad_x(state.x, state.y)
+    assert torch.allclose(after.x, state.x - grad / quadratic.beta, rtol=1e-12, atol=0)
+
+
+def ajd_first_step(problem, p, seeds, **settings):
+    """AJD's estimate g recovered from its first step: with v0 = z0 the coupling gives w = z0,
+    so z1 = z0 - h g and v1 = z0 - c g."""
+    method = accelerated_joint_descent(p=p, mu=0.5, **settings)
+    h = 1 / (8 * problem.beta * (problem.ny + 4))  # Algorithm 2, line 1
+    theta = h**2 * problem.beta
+    a = math.sqrt(problem.alpha * theta)
+    c = a if settings.get("v_coefficient", "printed") == "printed" else theta / a
+    x0, y0 = problem.initial_point(torch.Generator().manual_seed(0))
+    estimates, mirror = [], []
+    for seed in seeds:
+        generator = torch.Generator().manual_seed(seed)
+        state = method.init(x0, y0, Oracle(problem), generator)
+        nxt = method.update(state, Oracle(problem), generator)
+        z0 = torch.cat([x0, y0])
+        estimates.append((z0 - torch.cat([nxt.x, nxt.y])) / h)
+        mirror.append(z0 - torch.cat([nxt.vx, nxt.vy]))
+    return torch.stack(estimates), torch.stack(mirror), (h, a, c)
+
+
+def test_ajd_default_estimate_is_the_printed_2_g_p_biased_away_from_p_half():
+    """Algorithm 2 with g = 2 g^p: E g = (2p grad_x f, 2(1 - p) grad_y f) on a quadratic (where
+    f_mu and f have the same gradient); the old default, weighted by 1/p and 1/(1 - p), was
+    unbiased at every p."""
+    problem = sphere(3, 4, ill_conditioned=True, seed=2)
+    p = 0.2
+    draws, _, _ = ajd_first_step(problem, p, range(1500))
+    x0, y0 = problem.initial_point(torch.Generator().manual_seed(0))
+    gradient = torch.func.grad(lambda z: problem.objective(z[:3], z[3:]))(torch.cat([x0, y0]))
+    mean, error = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
+    biased = torch.cat([2 * p * gradient[:3], 2 * (1 - p) * gradient[3:]])
+    assert ((mean - biased).abs() / error).max() < 4.5
+    assert ((mean - gradient).abs() / error).max() > 10  # the unbiased mean is rejected
+
+
+def test_ajd_unbiased_estimator_is_a_named_option():
+    problem = sphere(3, 4, ill_conditioned=True, seed=2)
+    draws, _, _ = ajd_first_step(problem, 0.2, range(1500), estimator="unbiased")
+    x0, y0 = problem.initial_point(torch.Generator().manual_seed(0))
+    gradient = torch.func.grad(lambda z: problem.objective(z[:3], z[3:]))(torch.cat([x0, y0]))
+    mean, error = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
+    assert ((mean - gradient).abs() / error).max() < 4.5
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        accelerated_joint_descent(estimator="exact")
+
+
+def test_ajd_estimators_agree_at_p_half():
+    problem = sphere(3, 4, seed=1)
+    printed, _, _ = ajd_first_step(problem, 0.5, range(20))
+    unbiased, _, _ = ajd_first_step(problem, 0.5, range(20), estimator="unbiased")
+    assert torch.equal(printed, unbiased)
+
+
+def test_ajd_mirror_step_has_the_printed_coefficient_a():
+    """Algorithm 2, line 6: v_next = (1 - a) v + a w - a g (the old code used theta / a)."""
+    problem = sphere(3, 4, ill_conditioned=True, seed=2)
+    draws, mirror, (h, a, _) = ajd_first_step(problem, 0.5, range(3))
+    assert problem.alpha != 1  # where a and theta / a = a / alpha differ
+    assert torch.allclose(mirror, a * draws, rtol=1e-9, atol=1e-12)
+    draws, mirror, (h, a, _) = ajd_first_step(problem, 0.5, range(3), v_coefficient="nesterov")
+    assert torch.allclose(mirror, a / problem.alpha * draws, rtol=1e-9, atol=1e-12)

@@ -1,9 +1,16 @@
 """Joint Descent (JD), Algorithm 1 of "Joint Descent: Training and Tuning Simultaneously".
 
 Each iteration flips a coin: with probability p a gradient step on the training variables,
-``x <- x - grad_x f(x, y) / beta_x``; otherwise a gradientless step on the hyperparameters
-(Golovin et al., 2019): try ``y + g_i`` for radii ``r_i = 2^i r``, ``i = 1..log2(R/r)``, and
-keep the best of ``{y}`` and the tries.
+``x <- x - grad_x f(x, y) / beta`` (line 4; beta is the smoothness of f); otherwise a
+gradientless step on the hyperparameters (line 5, Golovin et al., 2019): for the radii
+``r_i = 2^i r``, ``i = 1..log2(R/r)``, draw ``g_i ~ N(0, r_i I)`` and keep the best of
+``{y} U {y + g_i}``.
+
+The printed ``N(0, r_i I)`` makes r_i the *variance* of each coordinate of a try (its
+standard deviation is sqrt(r_i), its length about sqrt(r_i ny)); that is the default,
+``try_scale="printed"``. ``try_scale="length"`` is what hpolab used before issue 13: a try
+``r_i u / sqrt(ny)``, u ~ N(0, I), whose typical length is r_i (Golovin et al.'s ball
+radius). It is kept as a named option so the studies can show both, never as a default.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ import torch
 
 from hpolab.oracle import Oracle
 from hpolab.protocol import Method
-from hpolab.validation import check_open_unit, check_positive
+from hpolab.validation import check_choice, check_open_unit, check_positive
+
+TRY_SCALES = ("printed", "length")
 
 
 class JointDescentState(NamedTuple):
@@ -35,6 +44,18 @@ def search_radii(r: float, R: float) -> list[float]:
     return [r * 2**i for i in range(1, count + 1)]
 
 
+def try_deviations(radii: list[float], ny: int, try_scale: str = "printed") -> list[float]:
+    """The standard deviation of each coordinate of the try at each radius.
+
+    ``"printed"``: ``g_i ~ N(0, r_i I)``, so sqrt(r_i); ``"length"``: ``r_i / sqrt(ny)``,
+    a try whose typical length is r_i.
+    """
+    check_choice("try_scale", try_scale, TRY_SCALES)
+    if try_scale == "printed":
+        return [math.sqrt(r) for r in radii]
+    return [r / math.sqrt(ny) for r in radii]
+
+
 def gradientless_step(
     oracle: Oracle,
     x: torch.Tensor,
@@ -42,17 +63,18 @@ def gradientless_step(
     value: torch.Tensor | None,
     radii: list[float],
     generator: torch.Generator,
+    try_scale: str = "printed",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One gradientless-descent step on y: the best of y and one Gaussian try per radius.
 
-    A try at radius r_i is ``y + r_i * u / sqrt(ny)`` with ``u ~ N(0, I)``, so that r_i is
-    its typical length. The tries are evaluated together (one batched call, counted as
-    one function evaluation each); ``value`` is f(x, y) if already known, else it is
-    evaluated (and counted) too.
+    The try at radius r_i is ``y + g_i`` with ``g_i ~ N(0, r_i I)`` (``try_scale="printed"``,
+    Algorithm 1 line 5) or ``y + r_i u / sqrt(ny)`` (``"length"``). The tries are evaluated
+    together (one batched call, counted as one function evaluation each); ``value`` is
+    f(x, y) if already known, else it is evaluated (and counted) too.
     """
     ny = y.shape[0]
     noise = torch.randn(len(radii), ny, generator=generator, dtype=y.dtype).to(y.device)
-    scales = torch.tensor(radii, dtype=y.dtype, device=y.device)[:, None] / math.sqrt(ny)
+    scales = torch.tensor(try_deviations(radii, ny, try_scale), dtype=y.dtype, device=y.device)[:, None]
     tries = y + scales * noise
     if value is None:
         value = oracle.value(x, y)
@@ -63,7 +85,8 @@ def gradientless_step(
     return y, value
 
 
-def joint_descent(p: float = 0.5, r: float = 2**-4, R: float = 2.0, beta_x: float | None = None) -> Method:
+def joint_descent(p: float = 0.5, r: float = 2**-4, R: float = 2.0, beta: float | None = None,
+                  try_scale: str = "printed") -> Method:
     """Joint Descent: gradient steps on x w.p. p, gradientless steps on y otherwise.
 
     Args:
@@ -71,7 +94,10 @@ def joint_descent(p: float = 0.5, r: float = 2**-4, R: float = 2.0, beta_x: floa
       r, R: smallest and largest search radius of the gradientless step (r < R); a
         gradientless step costs log2(R / r) function evaluations (+1 when f(x, y) is
         not already known).
-      beta_x: smoothness of f in x; the problem's ``beta_x`` when None.
+      beta: the gradient step is ``x -= grad_x f / beta``; None takes the problem's
+        ``beta``, the smoothness of f (Algorithm 1, line 4).
+      try_scale: ``"printed"`` (tries ``N(0, r_i I)``) or ``"length"`` (tries of typical
+        length r_i); see :func:`try_deviations`.
 
     Returns:
       A :class:`~hpolab.protocol.Method`.
@@ -84,8 +110,9 @@ def joint_descent(p: float = 0.5, r: float = 2**-4, R: float = 2.0, beta_x: floa
     """
     p = check_open_unit("p", p)
     radii = search_radii(r, R)
-    if beta_x is not None:
-        check_positive("beta_x", beta_x)
+    if beta is not None:
+        check_positive("beta", beta)
+    check_choice("try_scale", try_scale, TRY_SCALES)
 
     def init(x0, y0, oracle, generator):
         return JointDescentState(x0, y0, None, "start")
@@ -93,9 +120,11 @@ def joint_descent(p: float = 0.5, r: float = 2**-4, R: float = 2.0, beta_x: floa
     def update(state, oracle, generator):
         if torch.rand((), generator=generator) < p:
             _, grad = oracle.value_and_grad_x(state.x, state.y)
-            step = beta_x or oracle.problem.beta_x
+            step = beta or oracle.problem.beta
             return JointDescentState(state.x - grad / step, state.y, None, "gradient")
-        y, value = gradientless_step(oracle, state.x, state.y, state.value, radii, generator)
+        y, value = gradientless_step(oracle, state.x, state.y, state.value, radii, generator, try_scale)
         return JointDescentState(state.x, y, value, "gradientless")
 
-    return Method("jd", init, update, {"p": p, "r": r, "R": R}, f"JD p={p:g}")
+    config = {"p": p, "r": r, "R": R, "try_scale": try_scale}
+    label = f"JD p={p:g}" if try_scale == "printed" else f"JD p={p:g} ({try_scale} tries)"
+    return Method("jd", init, update, config, label)

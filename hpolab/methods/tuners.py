@@ -55,8 +55,9 @@ class GaussianSmoothingTuner:
     ``h = 1 / (4 (ny + 4) L)``.
     """
 
-    def __init__(self, y0: torch.Tensor, mu: float, smoothness: float):
+    def __init__(self, y0: torch.Tensor, mu: float, smoothness: float, common_start: bool = True):
         self.mu = check_positive("mu", mu)
+        self.common_start = common_start
         self.h = 1.0 / (4 * (y0.shape[0] + 4) * smoothness)
         self.y = y0
         self.u = None
@@ -64,8 +65,9 @@ class GaussianSmoothingTuner:
 
     @property
     def paired(self) -> bool:
-        """True while the next trial is the probe y + mu u, to be compared with g(y)."""
-        return self.base_value is not None
+        """True while the next trial is the probe y + mu u, to be compared with g(y) from the
+        same start (when ``common_start``)."""
+        return self.common_start and self.base_value is not None
 
     def ask(self, generator: torch.Generator) -> torch.Tensor:
         if self.base_value is None:

@@ -214,5 +214,5 @@ def activation_mlp(
     nan = float("nan")
     bounds = (min(lo for lo, _ in box), max(hi for _, hi in box)) if box is not None else (-math.inf, math.inf)
     return Problem(name=name, objective=objective, nx=net.size, ny=3, initial_point=initial_point,
-                   beta_x=1.0 / lr, beta=nan, alpha=nan, y_bounds=bounds,
+                   beta_x=1.0 / lr, beta=1.0 / lr, alpha=nan, y_bounds=bounds,
                    hyperparameter_names=HYPERPARAMETERS, metrics=metrics)
