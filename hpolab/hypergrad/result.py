@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, NamedTuple
 
 import torch
@@ -36,6 +37,19 @@ class Hypergradient(NamedTuple):
 
 
 Estimator = Callable[[InnerTask, Hyperparameters, int], Hypergradient]
+"""``estimate(task, hyper, seed) -> Hypergradient``; ``seed`` fixes the training's initialization
+and data order. An estimator that draws random numbers of its own (the zeroth-order one's
+directions) also takes the keyword ``generator``, a ``torch.Generator`` it draws them from:
+see :func:`takes_generator`."""
+
+
+def takes_generator(estimator: Estimator) -> bool:
+    """Whether ``estimator`` accepts the keyword ``generator`` (its random draws, apart from the
+    training seed, then come from its caller's generator: a tuning run passes its own)."""
+    try:
+        return "generator" in inspect.signature(estimator).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no keyword
+        return False
 
 
 def diverged_result(message: str, meter, theta=None) -> Hypergradient:

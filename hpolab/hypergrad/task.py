@@ -6,6 +6,10 @@ tensor); :class:`FlatModel` turns an ``nn.Module`` into ``f(theta, x)`` through
 which ``jvp`` and ``vmap`` refuse, so BatchNorm layers are patched with
 ``torch.func.replace_all_batch_norm_modules_`` (they normalize with batch statistics,
 also at evaluation).
+
+A task also names its inner optimizer: SGD with momentum (the default, see
+:mod:`hpolab.hypergrad.hyperparameters`) or :class:`Adam`; :func:`logistic_regression_task`
+builds the HOZOG paper's Eq. 5 problem.
 """
 
 from __future__ import annotations
@@ -24,6 +28,31 @@ _GLOBAL_RNG = threading.Lock()  # see FlatModel.init
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, labels, indices into the train set
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam (Kingma & Ba 2014) as a task's inner optimizer, in ``torch.optim.Adam``'s form:
+
+        g_t = grad L_train(theta_{t-1}) + xi_t theta_{t-1}
+        m_t = beta1 m_{t-1} + (1 - beta1) g_t,   v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        theta_t = theta_{t-1} - alpha_t / (1 - beta1^t) * m_t / (sqrt(v_t / (1 - beta2^t)) + eps)
+
+    with alpha (``lr``) and xi (``weight_decay``) the hyperparameters' schedules, m_0 = v_0 = 0.
+    The ``momentum`` schedule has no role in Adam and must be 0; betas and eps are constants.
+    """
+
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if not self.eps > 0:
+            raise ValueError(f"eps must be a finite number > 0, got {self.eps!r}")
 
 
 class FlatModel:
@@ -76,6 +105,10 @@ class InnerTask:
         training examples of step t (see :class:`ShuffledBatches`).
       data: ``(x_train, y_train)``, indexed by the batches.
       predict: ``(theta, x) -> outputs``, for accuracy and test error.
+      optimizer: the inner optimizer: None for SGD with momentum (the hyperparameters' rule),
+        or :class:`Adam`. The unrolled training (:func:`hpolab.hypergrad.unroll.step_function`)
+        and the estimators built on it (reverse mode, zeroth-order, the jvp forward mode of
+        :mod:`hpolab.hypergrad.unrolled_forward`) follow it.
     """
 
     name: str
@@ -85,6 +118,7 @@ class InnerTask:
     batches: Callable[[int, int], "ShuffledBatches"]
     data: tuple[torch.Tensor, torch.Tensor]
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: Adam | None = None
 
     def batch(self, indices: torch.Tensor) -> Batch:
         x, y = self.data
@@ -135,6 +169,7 @@ def classification_task(
     name: str = "classification",
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
+    optimizer: Adam | None = None,
 ) -> InnerTask:
     """Cross-entropy training of ``model`` with optional loss hyperparameters.
 
@@ -143,6 +178,7 @@ def classification_task(
       example_groups: a group id per training example; the loss of each example is weighted
         by ``sigmoid(example_weights[group])`` (hyperparameter ``example_weights``, the
         hyper-cleaning setting) and averaged over the batch.
+      optimizer: the inner optimizer (None: SGD with momentum; or :class:`Adam`).
     """
     device = torch.device(device)
     model = model.to(device=device, dtype=dtype)
@@ -173,4 +209,58 @@ def classification_task(
         batches=shuffled_batches(len(y_train), batch_size, device),
         data=(x_train, y_train),
         predict=flat,
+        optimizer=optimizer,
+    )
+
+
+def logistic_regression_task(
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    *,
+    optimizer: Adam | None = None,
+    name: str = "logistic regression",
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> InnerTask:
+    """The HOZOG paper's Eq. 5: a linear model w (no bias), logistic loss l(t) = log(1 + e^-t),
+    losses *summed* over examples, penalty ``exp(log_l2) |w|^2`` (hyperparameter ``log_l2``):
+
+        L_train(w) = sum_{i in train} l(y_i <x_i, w>) + e^lambda |w|^2,
+        L_val(w) = sum_{i in val} l(y_i <x_i, w>),
+
+    with labels 0 / 1 mapped to y = -1 / +1. Full batch. ``predict`` gives the two logits
+    (0, <x, w>), so that cross-entropy on them is the logistic loss and their argmax the class
+    (what :func:`hpolab.problems.tuning.classification_metrics` reads). The initial w is
+    ``nn.Linear(d, 1, bias=False)``'s, drawn from the seed.
+    """
+    device = torch.device(device)
+    x_train, y_train = (t.to(device) for t in train)
+    x_val, y_val = (t.to(device) for t in val)
+    x_train, x_val = x_train.to(dtype), x_val.to(dtype)
+    flat = FlatModel(nn.Linear(x_train.shape[1], 1, bias=False).to(device=device, dtype=dtype))
+    signs_val = 2.0 * y_val.to(dtype) - 1.0
+
+    def margins_loss(theta, x, signs):
+        return F.softplus(-signs * (x @ theta)).sum()
+
+    def train_loss(theta, batch, terms):
+        x, y, _ = batch
+        return margins_loss(theta, x, 2.0 * y.to(dtype) - 1.0) + torch.exp(terms["log_l2"]) * (theta**2).sum()
+
+    def val_loss(theta):
+        return margins_loss(theta, x_val, signs_val)
+
+    def predict(theta, x):
+        score = x @ theta
+        return torch.stack([torch.zeros_like(score), score], dim=-1)
+
+    return InnerTask(
+        name=name,
+        init=lambda seed: flat.init(seed, dtype, device),
+        train_loss=train_loss,
+        val_loss=val_loss,
+        batches=shuffled_batches(len(y_train), None, device),
+        data=(x_train, y_train),
+        predict=predict,
+        optimizer=optimizer,
     )

@@ -5,6 +5,11 @@ of the weights, the velocity and the flat learned hyperparameters h. Estimators 
 forward mode in ``vmap(jvp(...))`` over tangents, the zeroth-order estimator in ``vmap``
 over q + 1 stacked runs, reverse mode under autograd. The Python loop over steps stays
 outside every transform, so a diverging run is seen (and stopped) at the step it diverges.
+
+The step follows the task's inner optimizer: SGD with momentum (``task.optimizer`` None),
+where ``velocity`` is the momentum buffer, or :class:`~hpolab.hypergrad.task.Adam`, where it
+holds Adam's two moments stacked, shape (2, D). Adam's first step ignores the state it is
+given (m_0 = v_0 = 0), so every loop may start, as for SGD, from ``zeros_like(theta)``.
 """
 
 from __future__ import annotations
@@ -24,20 +29,74 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -
     """``sgd_step(theta, velocity, h, t, batch)`` for these hyperparameters.
 
     h holds the learned values (packed as by ``hyper.pack``); the others are constants.
+    The step is the training gradient followed by :func:`update_function`'s update.
     """
-    constants = {name: value.to(dtype) for name, value in hyper.values.items() if name not in hyper.learn}
-    constants = {name: value.to(task.data[0].device) for name, value in constants.items()}
+    constants = _constants(task, hyper, dtype)
     gradient = grad_and_value(task.train_loss)
+    update = update_function(task, hyper, dtype)
 
     def sgd_step(theta, velocity, h, t, batch):
         values = {**constants, **hyper.unpack(h)}
         terms = {name: value for name, value in values.items() if name not in SCHEDULES}
-        lr, momentum, decay = (values[name][hyper.window_index(name, t)] for name in SCHEDULES)
         grad, loss = gradient(theta, batch, terms)
-        velocity = momentum * velocity + grad + decay * theta
-        return theta - lr * velocity, velocity, loss
+        theta, velocity = update(theta, velocity, grad, h, t)
+        return theta, velocity, loss
 
     return sgd_step
+
+
+def _constants(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> dict:
+    constants = {name: value.to(dtype) for name, value in hyper.values.items() if name not in hyper.learn}
+    return {name: value.to(task.data[0].device) for name, value in constants.items()}
+
+
+def update_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> Callable:
+    """The task's optimizer update ``(theta, state, grad, h, t) -> (theta', state')`` given the
+    training gradient at theta: SGD with momentum and weight decay, or Adam. An elementwise
+    function of its tensors, so its ``jvp`` is cheap (see :mod:`hpolab.hypergrad.unrolled_forward`)."""
+    constants = _constants(task, hyper, dtype)
+    adam = getattr(task, "optimizer", None)
+    if adam is not None:
+        return _adam_update(adam, hyper, constants)
+
+    def sgd_update(theta, velocity, grad, h, t):
+        values = {**constants, **hyper.unpack(h)}
+        lr, momentum, decay = (values[name][hyper.window_index(name, t)] for name in SCHEDULES)
+        velocity = momentum * velocity + grad + decay * theta
+        return theta - lr * velocity, velocity
+
+    return sgd_update
+
+
+def _adam_update(adam, hyper: Hyperparameters, constants: dict) -> Callable:
+    """Adam's update (see :class:`~hpolab.hypergrad.task.Adam`), differentiable in h and in the state.
+
+    sqrt is taken where v > 0 only: its derivative at 0 is infinite, and a coordinate whose
+    gradient is exactly 0 (a feature absent from the training data) would otherwise put 0 / 0
+    into forward- and reverse-mode tangents; its true tangent there is 0.
+    """
+    momentum = hyper.values["momentum"]
+    if "momentum" in hyper.learn or bool((momentum != 0).any()):
+        raise ValueError("momentum must be 0 (and not learned) with the Adam inner optimizer, whose moments use "
+                         f"its betas ({adam.beta1}, {adam.beta2}); got momentum {momentum.tolist()}")
+
+    def adam_update(theta, state, grad, h, t):
+        values = {**constants, **hyper.unpack(h)}
+        lr, decay = (values[name][hyper.window_index(name, t)] for name in ("lr", "weight_decay"))
+        grad = grad + decay * theta
+        if t == 0:
+            m, v = (1 - adam.beta1) * grad, (1 - adam.beta2) * grad**2
+        else:
+            m = adam.beta1 * state[0] + (1 - adam.beta1) * grad
+            v = adam.beta2 * state[1] + (1 - adam.beta2) * grad**2
+        step = t + 1
+        positive = v > 0
+        root = torch.where(positive, torch.sqrt(torch.where(positive, v, torch.ones_like(v))), torch.zeros_like(v))
+        denominator = root / (1 - adam.beta2**step) ** 0.5 + adam.eps
+        theta = theta - (lr / (1 - adam.beta1**step)) * m / denominator
+        return theta, torch.stack([m, v])
+
+    return adam_update
 
 
 class Watch:

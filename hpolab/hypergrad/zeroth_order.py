@@ -11,6 +11,13 @@ gradient of f averaged over the ball of radius mu). The q + 1 trainings share th
 initialization and data order (common random numbers) and run together: each inner step
 is one ``vmap`` over the stacked weights and hyperparameters, not a Python loop of runs.
 
+The directions u_1..u_q are fresh at every call (Algorithm 1 of the HOZOG paper draws them
+at every meta-iteration) and independent of the training seed: they come from the caller's
+generator when it passes one (``estimate(task, hyper, seed, generator=g)``; hypergradient
+descent passes its run's, so a seeded run repeats bit for bit and another run seed draws
+other directions), else from a stream the estimator owns, seeded by ``direction_seed``,
+which advances at every call.
+
 Given a box, each run trains at the box projection of its point: the estimate is then for
 f(P(h)), which equals f inside the box and never asks for a training the box forbids (a
 negative learning rate, say, when h sits near 0).
@@ -105,19 +112,25 @@ def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Ten
     return Evaluated(losses, thetas, False, "")
 
 
+def draw_directions(generator: torch.Generator, q: int, size: int, directions: str) -> tuple[torch.Tensor, float]:
+    """q directions in R^size (float64) and the estimate's scale s: N(0, I) with s = 1, or
+    uniform on the unit sphere with s = size (see the module docstring)."""
+    u = torch.randn(q, size, generator=generator, dtype=torch.float64)
+    if directions == "sphere":
+        return u / u.norm(dim=1, keepdim=True), float(size)
+    return u, 1.0
+
+
 def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, directions: str = "gaussian",
                                batched: bool = True, limits: tuple[torch.Tensor, torch.Tensor] | None = None,
                                replicas: Sequence[InnerTask] | None = None,
-                               executor: Executor | None = None) -> Hypergradient:
+                               executor: Executor | None = None, *, generator: torch.Generator) -> Hypergradient:
+    """Eq. 3 at ``hyper``'s learned values: q + 1 trainings from ``seed``, the directions drawn
+    from ``generator`` (which this call advances)."""
     theta = task.init(seed)
     with Meter(theta.device) as meter:
         h = hyper.pack()
-        generator = torch.Generator().manual_seed(seed + 7919)
-        u = torch.randn(q, h.numel(), generator=generator, dtype=torch.float64)
-        scale = 1.0
-        if directions == "sphere":
-            u = u / u.norm(dim=1, keepdim=True)
-            scale = float(h.numel())
+        u, scale = draw_directions(generator, q, h.numel(), directions)
         points = torch.cat([h[None], h + mu * u])
         if limits is not None:
             points = torch.clamp(points, limits[0].to(points), limits[1].to(points))
@@ -136,8 +149,14 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
 
 def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", batched: bool = True,
                  limits: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 replicas: Sequence[InnerTask] | None = None, executor: Executor | None = None) -> Estimator:
-    """HOZOG's zeroth-order hypergradient from q + 1 trainings.
+                 replicas: Sequence[InnerTask] | None = None, executor: Executor | None = None,
+                 direction_seed: int = 0) -> Estimator:
+    """HOZOG's zeroth-order hypergradient from q + 1 trainings, fresh directions at every call.
+
+    The estimator is ``estimate(task, hyper, seed, generator=None)``: ``seed`` fixes the
+    trainings' initialization and data order (shared by the q + 1 runs), ``generator`` (the
+    caller's, e.g. the tuning run's) supplies the directions; without it they come from the
+    estimator's own stream (``direction_seed``), which every call advances.
 
     Args:
       q: number of random directions, >= 1.
@@ -152,12 +171,17 @@ def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", bat
       executor: a ``concurrent.futures`` executor, e.g. ``hpolab.distributed.cluster(address)``'s
         (a Dask cluster): each of the q + 1 runs is one job on it. The estimate is the same
         as on one device (every run trains from the same seed).
+      direction_seed: seeds the estimator's own direction stream, used by calls that pass no
+        generator; an integer >= 0.
     """
     check_count("q", q, minimum=1)
     check_positive("mu", mu)
     check_choice("directions", directions, DIRECTIONS)
+    check_count("direction_seed", direction_seed)
+    stream = torch.Generator().manual_seed(direction_seed)
 
-    def estimate(task, hyper, seed):
-        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched, limits, replicas, executor)
+    def estimate(task, hyper, seed, generator: torch.Generator | None = None):
+        return zeroth_order_hypergradient(task, hyper, seed, q, mu, directions, batched, limits, replicas, executor,
+                                          generator=stream if generator is None else generator)
 
     return estimate

@@ -15,7 +15,7 @@ import torch
 
 from hpolab.hypergrad.hyperparameters import Hyperparameters
 from hpolab.hypergrad.outer import OuterState, OuterUpdate
-from hpolab.hypergrad.result import Estimator, Hypergradient
+from hpolab.hypergrad.result import Estimator, Hypergradient, takes_generator
 from hpolab.hypergrad.task import InnerTask
 from hpolab.protocol import Method
 
@@ -36,8 +36,13 @@ def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Es
 
     Args:
       seed: the inner runs' seed (initialization and data order); None draws a new one per
-        step from the run's generator, as FDS re-initializes every outer step.
+        step from the run's generator, as FDS re-initializes every outer step (and HOZOG's
+        section 3.2: the inner initialization is randomized at every meta-iteration).
+
+    An estimator that takes a ``generator`` (the zeroth-order one, for its directions) is
+    given the run's: its draws advance every step, and a seeded run repeats bit for bit.
     """
+    extra = takes_generator(estimator)
 
     def init(x0, y0, oracle, generator):
         state = outer.init(y0)
@@ -45,7 +50,10 @@ def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Es
 
     def update(state, oracle, generator):
         run_seed = seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
-        result = estimator(task, hyper.with_flat(state.y), run_seed)
+        if extra:
+            result = estimator(task, hyper.with_flat(state.y), run_seed, generator=generator)
+        else:
+            result = estimator(task, hyper.with_flat(state.y), run_seed)
         oracle.charge(result.cost)
         theta = result.theta if result.theta is not None else torch.full_like(state.x, float("nan"))
         if result.diverged:

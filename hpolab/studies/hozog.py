@@ -3,8 +3,12 @@ the executor for HOZOG's q + 1 trainings, and the suboptimality / time-to-reach 
 
 HOZOG treats a whole training run as a black box f(h) = L_val(theta_T(h)) and steps h
 along ``g = 1 / (mu q) sum_i (f(h + mu u_i) - f(h)) u_i`` (its q + 1 trainings batched).
-Every method is charged in the same units, training steps and wall time, and every
-history row records the test error of the weights the method just produced.
+As in Algorithm 1 and section 3.2 of the paper, every meta-iteration draws fresh directions
+(from the run's generator) and a fresh training seed (initialization and data order, shared
+by its q + 1 trainings: common random numbers); FOR and REV re-initialize the same way, and
+every black-box trial trains from a fresh seed. Every method is charged in the same units,
+training steps and wall time, and every history row records the test error of the weights
+the method just produced.
 The studies: :mod:`hpolab.studies.hozog_logreg` (03), :mod:`hpolab.studies.hozog_schedules`
 (04), :mod:`hpolab.studies.hozog_cleaning` (05).
 """
@@ -21,7 +25,9 @@ import torch
 
 from hpolab.history import History
 from hpolab.hypergrad import gradient_descent, make_estimator
+from hpolab.hypergrad.unrolled_forward import unrolled_forward
 from hpolab.methods.blackbox import make_blackbox
+from hpolab.methods.hoag import hoag
 from hpolab.methods.hypergradient_descent import hypergradient_descent
 from hpolab.validation import check_choice
 
@@ -34,12 +40,14 @@ DEFAULT_GAMMA = 50.0
 
 @dataclass(frozen=True)
 class Split:
-    """Train, validation and test tensors of a binary classification set (labels 0 / 1)."""
+    """Train, validation and test tensors of a binary classification set (labels 0 / 1);
+    ``examples``: how many the whole data set has (0: not said), when these are a subset."""
 
     name: str
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
+    examples: int = 0
 
 
 def device_replicas(build: Callable[[torch.device], object], device: torch.device) -> list | None:
@@ -64,19 +72,33 @@ def hozog_executor(address: str = ""):
 def tuning_method(name: str, task, hyper, limits, q: int = 1, mu: float = 0.01, gamma: float = DEFAULT_GAMMA,
                   directions: str = "gaussian", batched: bool = True, replicas: list | None = None,
                   executor=None):
-    """The studies' methods by name; gradient-based ones take plain projected steps of size gamma.
-    HOZOG trains its q + 1 runs inside ``limits`` too, together with ``vmap`` if ``batched``,
-    spread over ``replicas`` (the task on each device) if given, or as jobs on ``executor``
-    (a Dask cluster's, see :func:`hozog_executor`)."""
-    check_choice("method", name, METHODS)
-    if name in GRADIENT_METHODS:
-        settings = ({"q": q, "mu": mu, "directions": directions, "batched": batched, "limits": limits,
-                     "replicas": replicas, "executor": executor} if name == "hozog" else {})
-        estimator = make_estimator(GRADIENT_METHODS[name], **settings)
-        return hypergradient_descent(task, hyper, estimator, gradient_descent(gamma, limits), seed=0,
-                                     label=LABELS[name])
-    return make_blackbox(name, task, hyper, limits, seed=0, label=LABELS[name])
+    """The studies' methods by name.
 
+    HOZOG, FOR and REV take plain projected steps of size gamma, each from a fresh training
+    seed drawn from the run's generator (HOZOG's q + 1 trainings share it; its directions come
+    from the same generator and change every step). HOZOG trains its q + 1 runs inside
+    ``limits`` too, together with ``vmap`` if ``batched``, spread over ``replicas`` (the task on
+    each device) if given, or as jobs on ``executor`` (a Dask cluster's, see
+    :func:`hozog_executor`). FOR is forward mode through the task's own inner optimizer (the
+    hand-derived SGD recursion of :mod:`hpolab.hypergrad.forward` for SGD tasks, the ``jvp`` of
+    the update of :mod:`hpolab.hypergrad.unrolled_forward` for Adam). ``implicit`` is HOAG with
+    its tolerance schedule, warm starts and its own step size (:func:`hpolab.methods.hoag.hoag`;
+    gamma is not used). The black-box methods train every trial from a fresh seed.
+    """
+    check_choice("method", name, METHODS)
+    if name == "implicit":
+        return hoag(task, hyper, limits, label=LABELS[name])
+    if name in GRADIENT_METHODS:
+        if name == "hozog":
+            estimator = make_estimator("zeroth-order", q=q, mu=mu, directions=directions, batched=batched,
+                                       limits=limits, replicas=replicas, executor=executor)
+        elif name == "forward" and getattr(task, "optimizer", None) is not None:
+            estimator = unrolled_forward()
+        else:
+            estimator = make_estimator(GRADIENT_METHODS[name])
+        return hypergradient_descent(task, hyper, estimator, gradient_descent(gamma, limits), seed=None,
+                                     label=LABELS[name])
+    return make_blackbox(name, task, hyper, limits, seed=None, label=LABELS[name])
 
 
 def with_suboptimality(histories: Sequence[History]) -> list[History]:
