@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -66,7 +66,7 @@ def fit(
     marks = set(record_steps) if record_steps is not None else None
     generator = torch.Generator().manual_seed(seed)
     per_epoch = max(1, len(y_train) // batch_size)
-    rows, running, count = [], 0.0, 0
+    rows, running, count, first = [], 0.0, 0, math.nan
     status, message = "finished", ""
     start = time.perf_counter()
     test_loss, test_accuracy = evaluate(model, *test)
@@ -87,7 +87,7 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             value = float(loss.detach())
-            first = value if step == 1 else first
+            first = value if step == 1 else first  # the loss the divergence test compares with
             running, count = running + value, count + 1
             bar.update()
             if not (math.isfinite(value) and value <= divergence_factor * max(abs(first), 1.0)):

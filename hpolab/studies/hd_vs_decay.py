@@ -36,9 +36,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ from hpolab.history import History
 from hpolab.optim import SGDHD, AdamHD
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.hd_vs_decay_claims import CLAIMS  # noqa: F401  (the ledger reads a study's CLAIMS here)
 from hpolab.training import fit
 from hpolab.validation import check_choice, check_count
 
@@ -548,9 +550,9 @@ def settings_table(scale: str, study: str = "06") -> pd.DataFrame:
         rows.append((f"{task}: train / test images, epochs",
                      f"{n_train or 'all'} / {n_test or 'all'}, {epochs} (paper {PAPER_EPOCHS[task]})"))
         rows.append((f"{task}: lr-decay", f"halve every {decay_epochs(task, epochs):g} epochs"))
+    adam = f"{ADAM_BETAS[0]:g}, {ADAM_BETAS[1]:g}, {ADAM_EPS:g}"
     rows += [("batch size", str(BATCH_SIZE)), ("L2 (weight decay)", f"{WEIGHT_DECAY:g}"),
-             ("SGDN momentum (Nesterov)", f"{MOMENTUM:g}"), ("Adam (beta1, beta2, eps)", f"{ADAM_BETAS[0]:g}, "
-                                                                                           f"{ADAM_BETAS[1]:g}, {ADAM_EPS:g}")]
+             ("SGDN momentum (Nesterov)", f"{MOMENTUM:g}"), ("Adam (beta1, beta2, eps)", adam)]
     for name in OPTIMIZERS:
         rows.append((f"{NAMES[name]}: alpha_0 (constant, lr-decay)", " ".join(f"{v:g}" for v in grid.alphas[name])))
         rows.append((f"{NAMES[name]}-HD: alpha_0", " ".join(f"{v:g}" for v in grid.hd_alphas[name])))
@@ -561,8 +563,8 @@ def settings_table(scale: str, study: str = "06") -> pd.DataFrame:
     else:
         rows += [("runs per grid point", str(SENSITIVITY_SEEDS[scale])),
                  ("performance", "minimal training / test loss reached, mean over runs (section 4)")]
-    rows.append(("records", f"{RECORDS_PER_EPOCH[scale]} per epoch (training loss: mean over the minibatches since "
-                            f"the last record)"))
+    records = f"{RECORDS_PER_EPOCH[scale]} per epoch (training loss: mean over the minibatches since the last record)"
+    rows.append(("records", records))
     return pd.DataFrame(rows, columns=["setting", "value"])
 
 
@@ -667,5 +669,3 @@ def panel(values: dict | None = None, **overrides):
                      uses, values, extra, selector="schedule", x="step", y="objective",
                      total=lambda s: s["epochs"] * steps_per_epoch)
 
-
-from hpolab.studies.hd_vs_decay_claims import CLAIMS  # noqa: E402  (the checks read the tables above)

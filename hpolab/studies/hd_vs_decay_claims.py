@@ -60,7 +60,7 @@ def below(a: float, a_half: float, b: float, b_half: float) -> bool:
         return False
     if math.isnan(b):
         return True
-    return a + (a_half if a_half == a_half else 0.0) < b - (b_half if b_half == b_half else 0.0)
+    return a + (0.0 if math.isnan(a_half) else a_half) < b - (0.0 if math.isnan(b_half) else b_half)
 
 
 def _most(count: int, total: int) -> bool:
@@ -112,10 +112,10 @@ def check_hd_needs_both(result):
                 continue
             joint = _finite(grid["best train"].min())
             only_alpha, only_beta = _finite(at_beta["best train"].min()), _finite(at_alpha["best train"].min())
-            noise = tuned["best train ±95%"] if tuned["best train ±95%"] == tuned["best train ±95%"] else 0.0
+            noise = 0.0 if math.isnan(tuned["best train ±95%"]) else tuned["best train ±95%"]
             both = joint < only_alpha - noise and joint < only_beta - noise
-            pairs.append((both, f"{task} {method} both {_g(joint)}, alpha_0 only {_g(only_alpha)}, "
-                                f"beta only {_g(only_beta)}, noise {_g(noise)}"))
+            numbers = f"both {_g(joint)}, alpha_0 only {_g(only_alpha)}, beta only {_g(only_beta)}, noise {_g(noise)}"
+            pairs.append((both, f"{task} {method} {numbers}"))
     if not pairs:
         return untestable("the grid lacks Baydin et al.'s alpha_0 or beta, so one-parameter tuning cannot be read from it")
     count = sum(b for b, _ in pairs)
