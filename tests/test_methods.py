@@ -65,7 +65,7 @@ def test_budget_is_spent_in_evaluations_and_counters_add_up(quadratic, factory, 
     frame = history.frame
     assert (frame["iteration"] == frame["gradient_evaluations"] + frame["function_evaluations"]).all()
     assert frame["iteration"].is_monotonic_increasing
-    largest_step = len(search_radii(2**-4, 2.0)) + 1
+    largest_step = len(search_radii(2**-10, 2**-5)) + 1  # joint_descent's default radii
     assert 100 <= history.iterations < 100 + largest_step
 
 

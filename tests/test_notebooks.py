@@ -57,12 +57,12 @@ def test_smoke_reference_is_in_sync_with_its_notebook(source):
 def test_hpolab_run_at_smoke_writes_notebook_tables_and_offline_report(tmp_path):
     written = notebooks.execute("01_jd_sphere", {"iterations": 30, "functions": ["sphere"]}, scale="smoke",
                                 output=tmp_path / "run", progress=False)
-    assert {"notebook", "run", "summary", "histories", "report"} <= set(written)
+    assert {"notebook", "run", "summary", "histories", "claims", "report"} <= set(written)
     summary = written["summary"].read_text().splitlines()
     assert summary[0] == "function,method,p,final,best,runs,diverged"
-    assert len(summary) == 1 + 5 * 3 + 2  # JD and two AJD step scales per p, two baselines
+    assert len(summary) == 1 + 5 * 3 + 2  # JD, printed AJD and our unbiased AJD per p, two baselines
     html = written["report"].read_text()
-    assert html.count("Plotly.newPlot") == 1 + 2 + 1  # figure 1, figure 2 per step scale, p sweep
+    assert html.count("Plotly.newPlot") == 1 + 1 + 1 + 1  # figure 1, figure 2, unbiased AJD (ours), p sweep
     assert '<script src="http' not in html
     executed = nbformat.read(written["notebook"], as_version=4)
     assert not [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
