@@ -48,7 +48,7 @@ def quadratic_setting():
 
 
 def test_the_quadratic_task_trains_to_its_hyperparameters():
-    task, hyper, center = quadratic_setting()
+    task, hyper, _ = quadratic_setting()
     shift = torch.linspace(-1, 1, P, dtype=torch.float64)
     assert torch.allclose(train(task, hyper.replace(shift=shift), 5).theta, shift)
 

@@ -296,3 +296,108 @@ def test_loss_terms_interleaved_with_schedules_match_reverse_mode():
     forward, reverse = forward_mode()(task, hyper, 0), reverse_mode()(task, hyper, 0)
     assert relative(forward.grad, reverse.grad) < 1e-10
     assert relative(forward.grad, finite_differences(task, hyper)) < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# Adam as the inner optimizer (the HOZOG paper's logistic regression trains with it)
+
+
+def adam_logistic_task(zero_feature=False):
+    from hpolab.hypergrad.task import Adam, logistic_regression_task
+
+    x, y = synthetic(60, 4, 3)
+    if zero_feature:  # a feature no training example has: its gradient, and Adam's v, stay exactly 0
+        x = torch.cat([x, torch.zeros(60, 1, dtype=torch.float64)], dim=1)
+    xv, yv = synthetic(40, 5 if zero_feature else 4, 4)
+    return logistic_regression_task((x, y), (xv, yv), optimizer=Adam())
+
+
+def test_adam_inner_loop_is_torch_adam_with_weight_decay_and_an_lr_schedule():
+    task = adam_logistic_task()
+    T = 12
+    lrs = torch.tensor([0.05, 0.02, 0.01])
+    hyper = schedule(T, lr=lrs, weight_decay=0.01, windows={"lr": 4}, learn=("log_l2",), log_l2=0.3)
+    theta = task.init(0).clone().requires_grad_()
+    optimizer = torch.optim.Adam([theta], lr=0.0, weight_decay=0.01)
+    terms = {"log_l2": torch.tensor(0.3, dtype=torch.float64)}
+    for t in range(T):
+        optimizer.param_groups[0]["lr"] = float(lrs[t // 4])
+        optimizer.zero_grad()
+        task.train_loss(theta, task.batch(slice(None)), terms).backward()
+        optimizer.step()
+    assert torch.allclose(train(task, hyper, 0).theta, theta.detach(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("zero_feature", [False, True], ids=["dense", "absent-feature"])
+def test_forward_and_reverse_through_adam_match_finite_differences(zero_feature):
+    from hpolab.hypergrad.unrolled_forward import unrolled_forward
+
+    task = adam_logistic_task(zero_feature)
+    hyper = schedule(40, lr=torch.tensor([0.05, 0.03]), windows={"lr": 20}, learn=("log_l2", "lr"), log_l2=0.5)
+    fd = finite_differences(task, hyper)
+    forward, reverse = unrolled_forward()(task, hyper, 0), reverse_mode()(task, hyper, 0)
+    assert torch.isfinite(forward.grad).all() and torch.isfinite(reverse.grad).all()
+    assert relative(forward.grad, fd) < 1e-5
+    assert relative(reverse.grad, fd) < 1e-5
+    assert relative(forward.grad, reverse.grad) < 1e-9
+    assert forward.loss == pytest.approx(reverse.loss, rel=1e-12)
+
+
+def test_forward_mode_through_the_update_equals_the_sgd_recursion():
+    from hpolab.hypergrad.unrolled_forward import unrolled_forward
+
+    task, hyper = mlp_task(), optimizer_hyper(7)
+    assert relative(unrolled_forward()(task, hyper, 0).grad, forward_mode()(task, hyper, 0).grad) < 1e-10
+    task = logistic_task()
+    hyper = schedule(30, lr=0.5, momentum=0.5, learn=("log_l2", "lr"), log_l2=-2.0)
+    assert relative(unrolled_forward()(task, hyper, 0).grad, forward_mode()(task, hyper, 0).grad) < 1e-10
+
+
+def test_adam_refuses_a_momentum_schedule():
+    with pytest.raises(ValueError, match="momentum must be 0 .* with the Adam inner optimizer"):
+        train(adam_logistic_task(), schedule(5, lr=0.1, momentum=0.9), 0)
+
+
+def test_the_paper_logistic_loss_is_summed_over_examples_with_penalty_exp_lambda():
+    from hpolab.hypergrad.task import logistic_regression_task
+
+    (x, y), (xv, yv) = synthetic(30, 4, 1), synthetic(20, 4, 2)
+    task = logistic_regression_task((x, y), (xv, yv))
+    w = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    signs = 2.0 * y - 1.0
+    expected = torch.log1p(torch.exp(-signs * (x @ w))).sum() + math.exp(0.7) * (w**2).sum()
+    assert float(task.train_loss(w, task.batch(slice(None)), {"log_l2": torch.tensor(0.7, dtype=torch.float64)})) == pytest.approx(
+        float(expected), rel=1e-12)
+    logits = task.predict(w, xv)
+    assert float(task.val_loss(w)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, yv, reduction="sum")), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# HOAG's inexact iteration
+
+
+def test_inexact_hypergradient_at_tight_tolerances_is_the_implicit_one():
+    from hpolab.hypergrad.implicit import inexact_hypergradient
+
+    task = logistic_task()
+    hyper = schedule(1, learn=("log_l2",), log_l2=-3.0)
+    exact = implicit()(task, hyper, 0)
+    solution = inexact_hypergradient(task, hyper, task.init(0), 1e-9, 1e-12)
+    assert relative(solution.hypergradient.grad, exact.grad) < 1e-6
+    assert solution.train_gradient_norm <= 1e-9
+
+
+def test_inexact_hypergradient_stops_at_its_tolerance_and_warm_starts():
+    from hpolab.hypergrad.implicit import inexact_hypergradient
+
+    task = logistic_task()
+    hyper = schedule(1, learn=("log_l2",), log_l2=-3.0)
+    loose = inexact_hypergradient(task, hyper, task.init(0), 1e-2, 1e-2)
+    tight = inexact_hypergradient(task, hyper, task.init(0), 1e-8, 1e-8)
+    assert 1e-8 < loose.train_gradient_norm <= 1e-2
+    assert loose.hypergradient.cost.gradient_evaluations < tight.hypergradient.cost.gradient_evaluations
+    again = inexact_hypergradient(task, hyper, tight.hypergradient.theta, 1e-8, 1e-8,
+                                  cg_start=tight.cg_solution)
+    assert again.hypergradient.cost.gradient_evaluations == 2  # the start meets it: one check, one validation gradient
+    assert again.hypergradient.cost.hvp_evaluations <= 2  # CG's start residual, the mixed term

@@ -138,10 +138,10 @@ def inexact_hypergradient(task, hyper, theta0: torch.Tensor, tolerance: float, c
     ``tolerance``, conjugate gradient from ``cg_start`` until |H q - grad L_val| <=
     ``cg_tolerance * cg_scale`` (``cg_scale`` None: |grad L_val| at the solution), then the
     approximate hypergradient ``-(d^2 L_train / dh dtheta) q``."""
-    _check_loss_terms(hyper)
+    check_loss_terms(hyper)
     with Meter(theta0.device) as meter:
         h = hyper.pack().to(theta0)
-        train_loss = _full_batch_loss(task, hyper, theta0)
+        train_loss = full_batch_loss(task, hyper, theta0)
         theta, train_norm = minimize_to_tolerance(lambda t: train_loss(t, h), theta0, tolerance, max_iterations,
                                                   meter)
         if not torch.isfinite(theta).all():
@@ -180,7 +180,7 @@ def _double_backward_hvp(loss, theta: torch.Tensor, meter):
     return hvp
 
 
-def _check_loss_terms(hyper) -> None:
+def check_loss_terms(hyper) -> None:
     schedules = [name for name in hyper.learn if name in SCHEDULES]
     if schedules:
         raise ValueError(
@@ -188,7 +188,7 @@ def _check_loss_terms(hyper) -> None:
             f"{schedules}: learn only loss terms (e.g. log_l2) or use the forward or reverse estimator")
 
 
-def _full_batch_loss(task, hyper, like: torch.Tensor):
+def full_batch_loss(task, hyper, like: torch.Tensor):
     """``(theta, h) -> L_train`` over the whole training set, h the packed learned loss terms."""
     constants = {k: v.to(like) for k, v in hyper.values.items() if k not in SCHEDULES and k not in hyper.learn}
     full = task.batch(torch.arange(len(task.data[1]), device=like.device))

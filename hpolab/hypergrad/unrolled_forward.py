@@ -51,8 +51,8 @@ def unrolled_forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed
             meter.gradient_evaluations += 1
             meter.hvp_evaluations += K
 
-            def along(z, c, dg, e, t=t):
-                return jvp(lambda th, s, g, hh: update(th, s, g, hh, t), (theta, state, grad, h), (z, c, dg, e))
+            def along(z, c, dg, e, t=t, primal=(theta, state, grad, h)):
+                return jvp(lambda th, s, g, hh: update(th, s, g, hh, t), primal, (z, c, dg, e))
 
             if K == 1:
                 (theta, state), (z, c) = along(Z[0], C[0], dgrad[0], basis[0])

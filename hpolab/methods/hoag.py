@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 
 from hpolab.hypergrad.hyperparameters import Hyperparameters
-from hpolab.hypergrad.implicit import _full_batch_loss, inexact_hypergradient
+from hpolab.hypergrad.implicit import check_loss_terms, full_batch_loss, inexact_hypergradient
 from hpolab.hypergrad.task import InnerTask
 from hpolab.protocol import Cost, Method
 from hpolab.validation import check_choice, check_count, check_positive
@@ -77,6 +77,7 @@ def hoag(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, to
       max_iterations: L-BFGS iterations at most per outer iteration.
       cg_iterations: CG iterations at most per outer iteration.
     """
+    check_loss_terms(hyper)
     check_positive("epsilon0", epsilon0)
     check_choice("decrease", decrease, DECREASES)
     if not 0.0 < factor < 1.0:
@@ -96,7 +97,7 @@ def hoag(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, to
         if first:  # HOAG's x_0, and the scale of its inner tolerances: |grad L_train(x_0, lambda_0)|
             run_seed = seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
             theta0 = task.init(run_seed)
-            gradient = torch.func.grad(_full_batch_loss(task, current, theta0))(theta0, current.pack().to(theta0))
+            gradient = torch.func.grad(full_batch_loss(task, current, theta0))(theta0, current.pack().to(theta0))
             oracle.charge(Cost(gradient_evaluations=1))
             train_scale = float(gradient.norm())
         else:
