@@ -14,7 +14,7 @@ The paper's setting and ours (docs/studies/04_hozog_dnn_lr.md has the full table
   all methods on one time axis); at ``smoke`` scale, the same number of training steps
   instead (wall time is not reproducible, and nbval compares the outputs).
 * ``cpu`` scale is a stand-in: the same CNN layers at an eighth of the width (8 channels), 5
-  epochs of 1024 real CIFAR-10 images (the subset in data/), 30 meta-iterations, so that the
+  epochs of 1024 real CIFAR-10 images (the subset in data/), 20 meta-iterations, so that the
   notebook runs in about ten minutes on two cores. With 5 instead of 100 hyperparameters, mu is scaled by
   sqrt(5 / 100) so that each learning rate is perturbed as much as in the paper's run
   (a direction on the unit sphere of R^p moves each coordinate by about mu / sqrt(p)).
@@ -74,7 +74,7 @@ class Scale(NamedTuple):
 
 SCHEDULE_SCALES = {
     "smoke": Scale(128, 128, 128, 64, 2, 4, 2, 1),
-    "cpu": Scale(1024, 1000, 1017, 256, 30, 8, 5, 3),
+    "cpu": Scale(1024, 1000, 1017, 256, 20, 8, 5, 3),
     "paper": Scale(45_000, 5_000, 10_000, 256, 50, 64, None, 10),
 }
 DEFAULT_NETWORKS = {"smoke": ("cnn",), "cpu": ("cnn",), "paper": ("cnn", "vgg16", "resnet152")}
