@@ -103,12 +103,38 @@ def test_an_interrupted_outer_loop_resumes_from_its_cached_steps(tmp_path):
     assert longer.calls == 2  # steps 4 and 5; 0 to 3 come from the cache
 
 
-def test_a_diverging_outer_step_ends_the_run_cleanly_and_keeps_the_rows_before():
+def test_a_diverging_outer_step_ends_the_run_cleanly_when_asked_to_stop():
     task = double_task()
     hyper = schedule(10, lr=0.5, momentum=0.9, dtype=torch.float64)
-    history = fds.learn(task, hyper, reverse_mode(), sign_descent(1e4), 3, progress=False)
+    history = fds.learn(task, hyper, reverse_mode(), sign_descent(1e4), 3, on_diverge="stop", progress=False)
     assert history.status == "diverged" and "diverged at outer step 1" in history.message
     assert len(history.frame) == 2 and np.isfinite(history.frame["objective"].iloc[0])
+
+
+def test_a_diverged_training_halves_the_last_outer_step_and_undoes_half_of_it():
+    """The loop used to end at the first diverged training, leaving the schedule that diverged
+    as the method's result (study 09 at cpu scale: FDS and W = 1 ended at outer steps 12 and 19)."""
+    task = double_task()
+    hyper = schedule(10, lr=0.1, momentum=0.9, dtype=torch.float64)
+    exact = reverse_mode()
+
+    def unstable(task, hyper, seed):  # training "diverges" above lr = 0.6
+        found = exact(task, hyper, seed)
+        if float(hyper.values["lr"][0]) <= 0.6:
+            return found
+        return found._replace(loss=math.nan, grad=None, diverged=True, message="the rate is above 0.6")
+
+    history = fds.learn(task, hyper, unstable, sign_descent(0.8), 8, progress=False)
+    frame = history.frame
+    diverged = frame.index[frame["kind"] == "diverged"].tolist()
+    assert history.status == "finished" and diverged and "halved" in history.message
+    k = diverged[0]
+    lr = frame["lr"]
+    assert (k, lr[k - 1], lr[k]) == (1, pytest.approx(0.1), pytest.approx(0.9))
+    assert lr[k + 1] - lr[k - 1] == pytest.approx((lr[k] - lr[k - 1]) / 2)
+    assert np.isfinite(frame["objective"].iloc[-1]) and frame["kind"].iloc[-1] == "final"
+    with pytest.raises(ValueError, match="on_diverge"):
+        fds.learn(task, hyper, reverse_mode(), sign_descent(1.0), 1, on_diverge="retry", progress=False)
 
 
 def test_hd_raises_the_learning_rate_from_zero():

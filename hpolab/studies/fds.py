@@ -163,7 +163,7 @@ def relative_steps(state, initial_steps: torch.Tensor) -> torch.Tensor:
 def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate, steps: int, *,
           test: tuple[torch.Tensor, torch.Tensor] | None = None, cache: StudyCache | None = None,
           label: str = "FDS", seed: int = 0, max_seconds: float | None = None,
-          converged_frac: float | None = None,
+          converged_frac: float | None = None, on_diverge: str = "halve",
           callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
           progress: bool = True) -> History:
     """Learn ``hyper.learn`` over ``steps`` outer steps, each a full training from scratch.
@@ -175,12 +175,19 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     final hyperparameters. With a ``cache``, every finished outer step is on disk and a re-run
     resumes after the last one; ``wall_time`` then counts compute time only.
 
-    A training that diverges ends the run with status ``"diverged"`` (the rows before are
-    kept); ``max_seconds`` ends it early as ``"finished"``, ``should_stop`` as ``"stopped"``;
-    with ``converged_frac`` the run also ends (``"finished"``, with its final training) at the
+    A training that diverges gives no hypergradient. The paper does not say what its loop does
+    then (the authors' code clamps every inner gradient, which keeps its runs finite; the
+    estimators here differentiate the plain SGD step). With ``on_diverge="halve"`` (the default)
+    such a run counts as a sign flip of every hypergradient that moved the last step: each of
+    those steps is halved and half of the last move is undone (:func:`diverged_update`), the
+    row is kept with ``kind="diverged"``, and the loop goes on; a divergence at the start
+    point, or with ``on_diverge="stop"``, ends the run with status ``"diverged"``.
+    ``max_seconds`` ends the run early as ``"finished"``, ``should_stop`` as ``"stopped"``;
+    with ``converged_frac`` it also ends (``"finished"``, with its final training) at the
     first outer step after which :func:`converged` holds.
     """
     check_count("steps", steps, minimum=1)
+    check_choice("on_diverge", on_diverge, ("halve", "stop"))
     if converged_frac is not None and not 0 < converged_frac < 1:
         raise ValueError(f"converged_frac must be in (0, 1), got {converged_frac!r}")
     names = hyperparameter_names(hyper)
@@ -190,7 +197,7 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     rows: list[dict] = []
     status, message = "finished", ""
     total = steps + 1 if max_seconds is None else None  # a time budget: the count is open-ended
-    last = False
+    last, halved = False, []
     with progress_bar(total=total, desc=label, disable=not progress, leave=False) as bar:
         for k in range(steps + 1):
             last = last or k == steps
@@ -199,18 +206,27 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
             if cached is None:
                 row, next_state = _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics,
                                               names, rows[-1] if rows else None, initial_steps)
-                if cache is not None and row["kind"] != "diverged":
+                recover = row["kind"] == "diverged" and on_diverge == "halve" and not last and bool(state.last_sign.any())
+                if recover:
+                    next_state = diverged_update(outer, state)
+                if cache is not None and (row["kind"] != "diverged" or recover):
                     cache.save(piece, (row, next_state))
             else:
                 row, next_state = cached
             rows.append(row)
-            state = next_state
+            why = row.pop("message", "")
             bar.update()
             if callback is not None:
                 callback(row)
-            if row["kind"] == "diverged":
-                status, message = "diverged", f"diverged at outer step {k}: {row.pop('message')}"
+            if row["kind"] == "diverged" and next_state is state:
+                status, message = "diverged", f"diverged at outer step {k}: {why}"
                 break
+            if row["kind"] == "diverged":
+                halved.append(k)
+            state = next_state
+            if halved:
+                message = (f"training diverged at outer step(s) {', '.join(map(str, halved))}: each time the last "
+                           "outer step was halved and half undone")
             if last:
                 break
             if should_stop is not None and should_stop():
@@ -220,10 +236,18 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
                 break
             if converged_frac is not None and converged(state, initial_steps, converged_frac):
                 last = True
-                message = f"converged after outer step {k}: every step below {converged_frac:g} of its value"
+                message = "; ".join(filter(None, [message, f"converged after outer step {k}: every step below "
+                                                           f"{converged_frac:g} of its value"]))
     return History(ordered(rows), "fds" if label == "FDS" else label.lower(), label, task.name, seed,
                    config={"outer": outer.name, "steps": steps, "gamma": initial_steps.tolist()},
                    hyperparameters=list(names), status=status, message=message)
+
+
+def diverged_update(outer: OuterUpdate, state):
+    """The outer step after a diverged training: as if every hypergradient that moved the last
+    step had flipped sign, so that :func:`hpolab.hypergrad.sign_descent` halves those steps and
+    moves back by half of the last move (h_{k+1} = h_{k-1} - gamma / 2 * sign)."""
+    return outer.update(state, -state.last_sign)
 
 
 def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous, initial_steps):

@@ -22,7 +22,10 @@ Every outer step trains from scratch with a new seed (Xavier initialization and 
 and moves each rate by γ against the sign of its hypergradient, halving γ for that rate when
 the sign flips; rates stay in [−1, 1] (section 5.4's range for α). **γ = 0.1 is not tuned
 here**: it is the outer rate of the paper's Algorithm 1 and the default step of the authors'
-code (section 5.2 gives none); no other γ was tried. The reference is **cosine annealing**,
+code (section 5.2 gives none); no other γ was tried. A training that diverges gives no
+hypergradient: it counts as a sign flip of every rate that moved, so those steps are halved
+and half undone (the paper does not say; the authors' code clamps inner gradients instead).
+The reference is **cosine annealing**,
 its peak the best of 0.01, 0.03 and 0.1 on the validation loss (all three are shown below).
 Each final schedule is evaluated by its test accuracy from fresh seeds.
 

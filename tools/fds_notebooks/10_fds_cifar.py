@@ -14,7 +14,9 @@ step trains from scratch and takes a sign-based step inside section 5.4's ranges
 α ∈ [−1, 1], β ∈ [−1.5, 1.5], ξ ∈ [−4·10⁻³, 4·10⁻³]; the steps γ = 0.1, 0.3 and 4·10⁻⁴
 (halved on a sign flip), the batch of 256, the 5 % validation split, the 10 outer steps and
 the stopping rule (every step below 5 % of its value) are those of the authors' script for
-Figure 4 (the paper's text gives none of them); **no γ was tuned or tried here**.
+Figure 4 (the paper's text gives none of them); **no γ was tuned or tried here**. A diverged
+training halves and half undoes the last outer step (the paper does not say; the authors' code
+clamps inner gradients instead).
 
 **HD** (hypergradient descent, the greedy alternative, Baydin et al.) adapts α online from 0
 in one training. It learns α only, so it is *given* β = 0.9 and ξ = 5·10⁻⁴, the usual WRN

@@ -16,7 +16,8 @@ seventh of the run) in [−1, 1], **one momentum** in [−1.5, 1.5] and **one we
   step below 5 % of its value). γ and the rule come from the authors' script for Figure 1
   (the paper's text gives neither); **no γ was tuned or tried here**. That script also trains
   early outer steps on smaller budgets; here every outer step trains the full run, which can
-  only slow FDS down;
+  only slow FDS down. A diverged training halves and half undoes FDS's last step (the paper
+  does not say; the authors' code clamps inner gradients instead);
 * **random search**, **Bayesian optimization** (Optuna's GP sampler), **Hyperband** (random
   points, Optuna's Hyperband pruner over training steps) and a **BOHB-like** method (TPE with
   the same pruner), in `hpolab.methods.blackbox` (the paper: HpBandSter's RS, BO, HB, BOHB);
