@@ -1,5 +1,6 @@
 """Study 02: the MNIST MLP problem (activation, look-ahead objective, minibatches, box), the
-reference method, the study's summary and findings, bad input and the widget panel."""
+reference method, the study's summary, its claims (each shown failing and holding), the guard
+check, bad input and the widget panel."""
 
 import math
 
@@ -7,7 +8,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from hpolab import joint_descent, run
+import pandas as pd
+
+from hpolab import claims, joint_descent, run
+from hpolab.history import History
+from hpolab.studies.common import StudyResult
 from hpolab.data import data_root
 from hpolab.methods.joint_descent import search_radii
 from hpolab.problems.mlp import MLP, MinibatchStream, activation, activation_mlp, on_minibatches
@@ -194,12 +199,99 @@ def test_smoke_study_runs_jd_per_p_and_both_references(smoke):
 
 
 @needs_mnist
-def test_findings_compare_with_references_and_report_alpha_and_eta(smoke):
-    text = "\n".join(jd_mnist.findings(smoke))
-    assert "JD p=0.3: train accuracy " in text and "ReLU (fixed) " in text and "after as many gradient steps" in text
-    assert "linear (fixed): train accuracy " in text
-    assert "JD p=0.7, alpha: " in text and " at iteration 40, " in text  # 500 in the paper, capped by the budget
-    assert "JD p=0.7, eta: starts 0.1, highest " in text and "first / middle / last third" in text
+def test_claims_run_on_the_smoke_result_and_are_not_decided_there(smoke):
+    table = claims.evaluate("02_jd_mnist_activation", smoke, "smoke")
+    assert list(table["claim"]) == [c.id for c in jd_mnist.CLAIMS]
+    assert set(table["verdict"]) == {claims.UNTESTABLE}  # p = 0.5 not run, or too small to decide
+
+
+@needs_mnist
+def test_smoke_study_runs_the_printed_jd_with_study_01s_radii(smoke):
+    jd = smoke.histories[0]
+    assert jd.config["try_scale"] == "printed" and (jd.config["r"], jd.config["R"]) == jd_mnist.RADII
+    assert smoke.parameters["box"] == [[0.0, 1.0]] * 3 and smoke.parameters["lr"] == jd_mnist.LR
+
+
+@needs_mnist
+def test_guard_check_reports_each_setting_and_seed():
+    table = jd_mnist.guard_check("smoke", seeds=1, iterations=30, lrs=(0.4,), progress=False)
+    assert list(table["setting"]) == ["lr 0.4, box", "lr 0.1, no box"]
+    assert {"diverged", "collapsed", "train acc", "eta range", "alpha range", "b range"} <= set(table.columns)
+
+
+@needs_mnist
+def test_estimate_beta_is_the_top_curvature_at_the_start():
+    beta = jd_mnist.estimate_beta("smoke", batches=2, power_steps=20)
+    assert 0.5 < beta < 10  # ~1.4 on MNIST at eta = 0.1, alpha = 1, b = 0
+
+
+def test_jd_gradient_step_on_the_mlp_is_the_study_step():
+    stream, problem = toy_problem(lr=0.25)
+    assert problem.beta == problem.beta_x == 4.0  # JD steps x -= grad / beta
+
+
+# --- claims on constructed results: each check can fail and can hold -------------------------
+
+def fake(method="jd", p=0.5, accuracy=0.96, alpha=(1.0, 0.05, 0.05), eta=(0.1, 0.3, 0.1), iterations=3000,
+         reference=None):
+    """A history of 31 rows over ``iterations``: accuracy rising to ``accuracy``, alpha and eta
+    piecewise constant over the three thirds of the run (alpha's middle value from iteration 500 on)."""
+    its = [round(iterations * k / 30) for k in range(31)]
+    rows = []
+    for i, it in enumerate(its):
+        third = min(2, int(3 * it / iterations)) if it < iterations else 2
+        rows.append({"step": i, "iteration": it, "gradient_evaluations": it // 3, "function_evaluations": it - it // 3,
+                     "hvp_evaluations": 0, "wall_time": 0.0, "objective": 1.0, "best_objective": 1.0,
+                     "kind": "gradient", "eta": eta[third], "alpha": alpha[0] if it < 500 else alpha[min(third, 2) or 1],
+                     "b": 0.0, "train_accuracy": accuracy * min(1.0, 0.5 + it / iterations), "train_loss": 0.1})
+    config = {"p": p} if method == "jd" else {"reference": reference}
+    label = f"JD p={p}" if method == "jd" else jd_mnist.REFERENCE_LABELS[reference]
+    return History(pd.DataFrame(rows), method, label, "mnist-mlp", 0, config)
+
+
+def result_of(*histories):
+    return StudyResult(list(histories), pd.DataFrame(), {})
+
+
+CLAIM = {claim.id: claim for claim in jd_mnist.CLAIMS}
+
+
+@pytest.mark.parametrize("accuracy, status", [(0.96, claims.HOLDS), (0.952, claims.HOLDS), (0.90, claims.FAILS)])
+def test_accuracy_claim(accuracy, status):
+    assert CLAIM["jd-mnist-96-percent"].evaluate(result_of(fake(accuracy=accuracy)), "cpu").status == status
+
+
+def test_accuracy_claim_reads_p_half_only():
+    assert CLAIM["jd-mnist-96-percent"].evaluate(result_of(fake(p=0.3)), "cpu").status == claims.UNTESTABLE
+
+
+@pytest.mark.parametrize("jd, relu, status", [(0.95, 0.955, claims.HOLDS), (0.90, 0.95, claims.FAILS)])
+def test_matches_relu_claim(jd, relu, status):
+    result = result_of(fake(accuracy=jd), fake("fixed", accuracy=relu, reference="relu"))
+    assert CLAIM["jd-matches-relu"].evaluate(result, "cpu").status == status
+
+
+@pytest.mark.parametrize("jd, linear, status", [(0.95, 0.92, claims.HOLDS), (0.90, 0.92, claims.FAILS)])
+def test_beats_linear_claim(jd, linear, status):
+    result = result_of(fake(accuracy=jd), fake("fixed", accuracy=linear, reference="linear"))
+    assert CLAIM["jd-beats-linear"].evaluate(result, "cpu").status == status
+
+
+@pytest.mark.parametrize("alpha, status", [((1.0, 0.05, 0.05), claims.HOLDS), ((1.0, 0.6, 0.05), claims.FAILS)])
+def test_alpha_claim_reads_alpha_at_iteration_500(alpha, status):
+    verdict = CLAIM["alpha-near-zero-by-500"].evaluate(result_of(fake(alpha=alpha)), "cpu")
+    assert verdict.status == status and "alpha at iteration 500" in verdict.measured
+
+
+def test_alpha_claim_is_untestable_on_a_short_run():
+    result = result_of(fake(iterations=300))
+    assert CLAIM["alpha-near-zero-by-500"].evaluate(result, "cpu").status == claims.UNTESTABLE
+
+
+@pytest.mark.parametrize("eta, status", [((0.1, 0.3, 0.1), claims.HOLDS), ((0.1, 0.3, 0.3), claims.FAILS),
+                                         ((0.3, 0.2, 0.4), claims.FAILS)])
+def test_eta_claim_compares_the_last_third_with_the_middle(eta, status):
+    assert CLAIM["eta-shrinks-near-convergence"].evaluate(result_of(fake(eta=eta)), "cpu").status == status
 
 
 @needs_mnist
