@@ -10,7 +10,9 @@ The printed ``N(0, r_i I)`` makes r_i the *variance* of each coordinate of a try
 standard deviation is sqrt(r_i), its length about sqrt(r_i ny)); that is the default,
 ``try_scale="printed"``. ``try_scale="length"`` is what hpolab used before issue 13: a try
 ``r_i u / sqrt(ny)``, u ~ N(0, I), whose typical length is r_i (Golovin et al.'s ball
-radius). It is kept as a named option so the studies can show both, never as a default.
+radius). It is kept as a named option so the studies can show both, never as a default:
+in study 01's radius sweep the best printed radii score 3.55 against 4.10 for the old
+tries (geometric mean of JD's best objective over p and both spheres, lower is better).
 """
 
 from __future__ import annotations
