@@ -11,7 +11,7 @@ import torch
 from hpolab import claims
 from hpolab.data import data_root
 from hpolab.history import History
-from hpolab.hypergrad import box
+from hpolab.hypergrad import box, train
 from hpolab.problems.tuning import tuning_problem
 from hpolab.runner import run
 from hpolab.studies import hozog, hozog_cleaning, hozog_logreg
@@ -133,13 +133,20 @@ def test_every_method_gets_the_papers_gradient_norm_column():
         history = run(hozog.tuning_method(name, task, hyper, limits, gamma=0.1), tuning_problem(task, hyper), 120)
         history.config["method"] = name
         runs.append(history)
-    hozog_logreg.add_gradient_norms(runs, task, hyper, q=1, mu=0.01, points=3)
+    own = runs[2].frame["objective"].copy()
+    hozog_logreg.add_paper_measures(runs, task, hyper, q=1, mu=0.01, points=3, hoag_points=4)
     for history in runs[:2]:
         assert history.frame["grad_norm2"].equals(history.frame["hypergradient_norm2"])
-    for history in runs[2:]:
+    for history, count in zip(runs[2:], (4, 3)):
         estimated = history.frame["grad_norm2_estimated"]
-        assert estimated.sum() == min(3, len(history.frame) - 1) and not estimated.iloc[0]
+        assert estimated.sum() == min(count, len(history.frame) - 1) and not estimated.iloc[0]
         assert (history.frame.loc[estimated, "grad_norm2"] >= 0).all()
+    hoag_frame = runs[2].frame  # HOAG's lambdas judged by the others' solver (T Adam steps, seed 0)
+    assert hoag_frame["lbfgs_objective"].equals(own)
+    row = int(np.flatnonzero(hoag_frame["grad_norm2_estimated"])[0])
+    at = hyper.replace(log_l2=torch.tensor(hoag_frame["log_l2"].iloc[row - 1], dtype=torch.float64))
+    assert hoag_frame["objective"].iloc[row] == pytest.approx(float(task.val_loss(train(task, at, 0).theta)), rel=1e-9)
+    assert hoag_frame["best_objective"].equals(hoag_frame["objective"].cummin())
 
 
 # ---------------------------------------------------------------------------------------------

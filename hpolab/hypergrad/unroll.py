@@ -71,9 +71,12 @@ def update_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype)
 def _adam_update(adam, hyper: Hyperparameters, constants: dict) -> Callable:
     """Adam's update (see :class:`~hpolab.hypergrad.task.Adam`), differentiable in h and in the state.
 
-    sqrt is taken where v > 0 only: its derivative at 0 is infinite, and a coordinate whose
-    gradient is exactly 0 (a feature absent from the training data) would otherwise put 0 / 0
-    into forward- and reverse-mode tangents; its true tangent there is 0.
+    sqrt is taken of v clamped below at the smallest normal number: its derivative at 0 is
+    infinite, and a coordinate whose gradient is exactly 0 (a feature absent from the training
+    data) would otherwise put 0 / 0 into forward- and reverse-mode tangents (its true tangent
+    there is 0, which the clamp gives). The clamp moves the denominator by ~1e-154 (float64),
+    nothing next to eps; ``torch.where`` would do the same but its forward-mode rule runs in
+    Python, measured 4x slower per step.
     """
     momentum = hyper.values["momentum"]
     if "momentum" in hyper.learn or bool((momentum != 0).any()):
@@ -90,8 +93,7 @@ def _adam_update(adam, hyper: Hyperparameters, constants: dict) -> Callable:
             m = adam.beta1 * state[0] + (1 - adam.beta1) * grad
             v = adam.beta2 * state[1] + (1 - adam.beta2) * grad**2
         step = t + 1
-        positive = v > 0
-        root = torch.where(positive, torch.sqrt(torch.where(positive, v, torch.ones_like(v))), torch.zeros_like(v))
+        root = v.clamp_min(torch.finfo(v.dtype).tiny).sqrt()  # see the docstring
         denominator = root / (1 - adam.beta2**step) ** 0.5 + adam.eps
         theta = theta - (lr / (1 - adam.beta1**step)) * m / denominator
         return theta, torch.stack([m, v])

@@ -8,19 +8,19 @@ elementwise update ``(theta_t, s_t) = U(theta_{t-1}, s_{t-1}, g_t, h, t)``
 Z = d theta / d h and C = d s / d h (one row per learned value, K in all) and e_k the k-th
 basis vector,
 
-    dg_t = H Z_{t-1} + (d g / d h) e_k                     (one batched double-backward)
-    (Z_t, C_t) = jvp of U along (Z_{t-1}, C_{t-1}, dg_t, e_k)   (cheap: U is elementwise)
+    dg_t = H Z_{t-1} + (d g / d h) e_k                        (one batched double-backward)
+    (Z_t, C_t) = J_U (Z_{t-1}, C_{t-1}, dg_t, e_k)             (cheap: U is elementwise)
 
 and at the end ``dL_val / dh_k = <grad L_val(theta_T), Z_T[k]>``. Memory is O(K D) whatever T
 (RFHO's forward method, Franceschi et al. 2017); each step costs a gradient with its graph and
 one double-backward for all K rows, as in :mod:`~hpolab.hypergrad.forward` (``jvp`` through
-the gradient itself, forward-over-reverse, measured 4-6x slower here on logistic regression).
+the gradient itself, forward-over-reverse, measured 4-6x slower here on logistic regression),
+and two reverse passes over the update for its Jacobian-vector products.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.func import jvp, vmap
 
 from hpolab.hypergrad.cost import Meter
 from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
@@ -51,15 +51,7 @@ def unrolled_forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed
             meter.gradient_evaluations += 1
             meter.hvp_evaluations += K
 
-            def along(z, c, dg, e, t=t, primal=(theta, state, grad, h)):
-                return jvp(lambda th, s, g, hh: update(th, s, g, hh, t), primal, (z, c, dg, e))
-
-            if K == 1:
-                (theta, state), (z, c) = along(Z[0], C[0], dgrad[0], basis[0])
-                Z, C = z[None], c[None]
-            else:
-                (thetas, states), (Z, C) = vmap(along)(Z, C, dgrad, basis)
-                theta, state = thetas[0], states[0]
+            (theta, state), (Z, C) = _update_and_tangents(update, t, (theta, state, grad, h), (Z, C, dgrad, basis))
             if watch.diverged(loss, t):
                 return diverged_result(watch.message, meter, theta)
         grad_val, val_loss = validation_gradient(task, theta, meter)
@@ -67,6 +59,32 @@ def unrolled_forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed
     if not torch.isfinite(hypergrad).all() or val_loss != val_loss:
         return diverged_result("the validation loss or its hypergradient is not finite", meter, theta)
     return Hypergradient(val_loss, hypergrad.double().cpu(), meter.cost(), theta=theta.detach())
+
+
+def _update_and_tangents(update, t: int, primals: tuple, tangents: tuple):
+    """``update(*primals, t)`` and its Jacobian times each row of ``tangents`` (K rows per input).
+
+    The Jacobian-vector products come from two reverse passes over the (small, elementwise)
+    update, J v = d/du <J^T u, v>: torch's forward-mode rules for ``mul`` and ``add`` with
+    0-d tensors run through Python decompositions, measured 3x slower than this per step.
+    """
+    inputs = [p.detach().requires_grad_() for p in primals]
+    with torch.enable_grad():
+        outputs = update(*inputs, t)
+        dummies = [torch.zeros_like(o, requires_grad=True) for o in outputs]
+        pullbacks = torch.autograd.grad(outputs, inputs, grad_outputs=dummies, create_graph=True, allow_unused=True)
+        used = [(g, v) for g, v in zip(pullbacks, tangents) if g is not None and g.requires_grad]
+        rows = len(tangents[0])
+        if rows == 1:
+            products = torch.autograd.grad([g for g, _ in used], dummies, grad_outputs=[v[0] for _, v in used],
+                                           allow_unused=True)
+            products = [None if d is None else d[None] for d in products]
+        else:
+            products = torch.autograd.grad([g for g, _ in used], dummies, grad_outputs=[v for _, v in used],
+                                           is_grads_batched=True, allow_unused=True)
+    products = [torch.zeros(rows, *o.shape, dtype=o.dtype, device=o.device) if d is None else d.detach()
+                for d, o in zip(products, outputs)]
+    return tuple(o.detach() for o in outputs), tuple(products)
 
 
 def _gradient_and_tangents(task, hyper, theta, h, constants, batch, Z, basis):

@@ -69,8 +69,12 @@ SMOKE_ITERATIONS = 31 * 6  # smoke runs are budgeted in training steps (determin
 # T steps get closest to the training objective's minimizer over the lambda grid (pick_adam_step).
 ADAM_STEPS = (0.01, 0.03, 0.1, 0.3, 1.0)
 ADAM_LAMBDAS = (-10.0, -5.0, 0.0, 5.0, 10.0)
-GRADIENT_NORM_POINTS = 10  # Eq. 3 evaluations per black-box / HOAG run for the |grad f|^2 figure
-TOLERANCE = 1e-3  # "a low suboptimality": within 0.1 % of the best validation loss found
+GRADIENT_NORM_POINTS = 10  # Eq. 3 evaluations per black-box run for the |grad f|^2 figure
+HOAG_POINTS = 20  # per HOAG run: Eq. 3, and its lambda's validation loss under the others' solver
+# "A low suboptimality": within 0.5 % of the best validation loss found. At cpu scale f(lambda)
+# varies by up to 0.5 over training seeds at a fixed lambda (sums of 250-750): 0.5 % is 2.4-6.5,
+# so reaching it is not a lucky seed.
+TOLERANCE = 5e-3
 
 
 @dataclass
@@ -245,7 +249,7 @@ def run_logreg_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a"
                                        "gamma": step_gamma, "adam_step": step})
                 histories.append(history)
                 bar.update()
-            add_gradient_norms([h for h in histories if h.problem == dataset], task, hyper, q, mu)
+            add_paper_measures([h for h in histories if h.problem == dataset], task, hyper, q, mu)
     parameters = {"scale": scale, "datasets": list(datasets), "methods": list(methods), "q": q, "mu": mu,
                   "gamma": gamma, "lambda0": lambda0, "adam_step": adam_step, "seconds": seconds,
                   "horizon": horizon, "device": str(torch_device), "address": address, "threads": threads,
@@ -284,40 +288,60 @@ def setting_table(result: LogregResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["setting", "paper", "this run"])
 
 
-def add_gradient_norms(histories: Sequence[History], task, hyper, q: int, mu: float,
-                       points: int = GRADIENT_NORM_POINTS, seed: int = 0) -> None:
-    """The paper's |grad f(lambda)|^2 as the column ``grad_norm2`` of every history (in place).
+def add_paper_measures(histories: Sequence[History], task, hyper, q: int, mu: float,
+                       points: int = GRADIENT_NORM_POINTS, hoag_points: int = HOAG_POINTS, seed: int = 0) -> None:
+    """The paper's |grad f(lambda)|^2 as the column ``grad_norm2`` of every history, and HOAG's
+    objective on the others' scale (in place).
 
     "The hyper-gradients for all methods except for FOR and REV are computed by Eq. (3)"
     (section 3): FOR and REV record their exact hypergradient, HOZOG its own Eq. 3 estimate;
     for HOAG and the black-box methods Eq. 3 (this q and mu, training seed ``seed``) is computed
-    here, at ``points`` of their rows evenly spread over the run (at the trial's lambda, or the
-    lambda HOAG's iteration solved at), in one batched training not charged to any method. Between
-    those rows the column holds the last value. ``grad_norm2_estimated`` marks the computed rows.
+    here, at ``points`` of their rows (``hoag_points`` for HOAG) evenly spread over the run, at
+    the trial's lambda or the lambda HOAG's iteration solved at, in one batched training not
+    charged to any method. Between those rows the column holds the last value;
+    ``grad_norm2_estimated`` marks the computed rows.
+
+    HOAG's own values are validation losses at its L-BFGS solutions, stopped early at loose
+    tolerances: another function of lambda than the T Adam steps every other method is judged
+    by (on a9a it lies below anything Adam reaches). So that suboptimality compares one f, HOAG's
+    ``objective`` becomes f(lambda) under the others' solver at those rows (the first training of
+    each Eq. 3 estimate), held between them; its own values move to ``lbfgs_objective``.
     """
     generator = torch.Generator().manual_seed(seed)
+    column = hyper.learn[0]
     for history in histories:
         frame = history.frame
         method = history.config.get("method", "")
         if method in ("hozog", "forward", "reverse"):
             frame["grad_norm2"] = frame.get("hypergradient_norm2", math.nan)
             continue
-        column = hyper.learn[0]
-        at = frame[column].shift(1) if method == "implicit" else frame[column]
+        hoag_run = method == "implicit"
+        at = frame[column].shift(1) if hoag_run else frame[column]
         rows = [i for i in range(1, len(frame)) if not math.isnan(float(at.iloc[i]))]
-        chosen = sorted({rows[int(k)] for k in np.linspace(0, len(rows) - 1, min(points, len(rows)))}) if rows else []
-        values = np.full(len(frame), math.nan)
+        count = min(hoag_points if hoag_run else points, len(rows))
+        chosen = sorted({rows[int(k)] for k in np.linspace(0, len(rows) - 1, count)}) if rows else []
+        values, objective = np.full(len(frame), math.nan), np.full(len(frame), math.nan)
         if chosen:
-            h = torch.tensor([float(at.iloc[i]) for i in chosen], dtype=torch.float64)[:, None]
-            directions = [draw_directions(generator, q, 1, "gaussian")[0] for _ in chosen]
-            stacked = torch.cat([torch.cat([h[j:j + 1], h[j:j + 1] + mu * u]) for j, u in enumerate(directions)])
-            limits = torch.tensor(LAMBDA_RANGE, dtype=torch.float64)
-            losses = validation_losses(task, hyper, stacked.clamp(limits[0], limits[1]), seed).losses
-            for j, (i, u) in enumerate(zip(chosen, directions)):
-                block = losses[j * (q + 1):(j + 1) * (q + 1)]
-                values[i] = float((smoothed_gradient(block[0], block[1:], u, mu) ** 2).sum())
+            lambdas = torch.tensor([float(at.iloc[i]) for i in chosen], dtype=torch.float64)
+            losses, norms = _eq3(task, hyper, lambdas, q, mu, generator, seed)
+            values[chosen], objective[chosen] = norms, losses
         frame["grad_norm2"] = pd.Series(values, index=frame.index).ffill()
         frame["grad_norm2_estimated"] = ~np.isnan(values)
+        if hoag_run:
+            frame["lbfgs_objective"] = frame["objective"]
+            objective[0] = float(frame["objective"].iloc[0])
+            frame["objective"] = pd.Series(objective, index=frame.index).ffill()
+            frame["best_objective"] = frame["objective"].cummin()
+
+
+def _eq3(task, hyper, lambdas: torch.Tensor, q: int, mu: float, generator: torch.Generator,
+         seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At each lambda: f(lambda) and |Eq. 3|^2 from q directions, all (q + 1) * n trainings in one batch."""
+    directions = [draw_directions(generator, q, 1, "gaussian")[0] for _ in lambdas]
+    points = torch.cat([torch.cat([lam.reshape(1, 1), lam + mu * u]) for lam, u in zip(lambdas, directions)])
+    losses = validation_losses(task, hyper, points.clamp(*LAMBDA_RANGE), seed).losses.reshape(len(lambdas), q + 1)
+    norms = [float((smoothed_gradient(block[0], block[1:], u, mu) ** 2).sum()) for block, u in zip(losses, directions)]
+    return losses[:, 0].numpy(), np.array(norms)
 
 
 def summarize_logreg(histories: Sequence[History]) -> pd.DataFrame:
@@ -422,12 +446,12 @@ def _faster(result, rivals: Sequence[str]) -> claims.Verdict:
 
 
 def check_faster_than_gradient_methods(result) -> claims.Verdict:
-    """HOZOG gets within 0.1 % of the best validation loss before FOR, REV and HOAG, on every data set."""
+    """HOZOG gets within 0.5 % of the best validation loss before FOR, REV and HOAG, on every data set."""
     return _faster(result, ("FOR", "REV", "HOAG"))
 
 
 def check_faster_than_blackbox(result) -> claims.Verdict:
-    """HOZOG gets within 0.1 % of the best validation loss before RS, GP-BO and BOHB, on every data set."""
+    """HOZOG gets within 0.5 % of the best validation loss before RS, GP-BO and BOHB, on every data set."""
     return _faster(result, ("RS", "GP-BO", "BOHB-like"))
 
 
@@ -485,7 +509,7 @@ CLAIMS = [
                  SOURCE + " (seconds per hypergradient, every data set)", check_cheaper_hypergradient),
     claims.Claim("hozog-faster-than-gradient-methods", "03_hozog_logreg",
                  "We observe that HOZOG runs faster than other gradient-based methods.",
-                 SOURCE + " (first within 0.1 % of the best validation loss, every data set)",
+                 SOURCE + " (first within 0.5 % of the best validation loss, every data set)",
                  check_faster_than_gradient_methods),
     claims.Claim("hoag-fast-start-slow-finish", "03_hozog_logreg",
                  "Because HOAG works with tolerances and warm start strategy, HOAG has a fast convergence at the "
@@ -499,7 +523,7 @@ CLAIMS = [
                  check_blackbox_gradient_norm_not_decreasing),
     claims.Claim("hozog-faster-than-blackbox", "03_hozog_logreg",
                  "Overall, all the results show that HOZOG has a faster convergence than other methods.",
-                 SOURCE + " (first within 0.1 % of the best validation loss before RS, GP-BO, BOHB, every data set)",
+                 SOURCE + " (first within 0.5 % of the best validation loss before RS, GP-BO, BOHB, every data set)",
                  check_faster_than_blackbox),
 ]
 
