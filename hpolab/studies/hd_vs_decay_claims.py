@@ -11,8 +11,12 @@ The paper states its findings in words; the checks make each one a comparison of
 - "significantly" lower: the two 95 % intervals over seeds do not overlap;
 - "most" settings: more than half of those the run has;
 - a curve's **valley**: the alpha_0 around its best whose loss stays within
-  :data:`NEAR_BEST` of the way from the best loss to chance (ln 10, ten classes); its
-  **width** is the span of those alpha_0 in decades (wider: easier to tune);
+  :data:`NEAR_BEST` of the way from the best loss to chance (ln 10, ten classes), the curve
+  read as straight lines between grid points on a log axis; its **width** is the span of
+  those alpha_0 in decades (wider: easier to tune); one valley is **wider** than another
+  when it spans at least :data:`WIDER` times the decades (a difference of a few hundredths of
+  a decade, such as HD with a beta too small to move the rate against the constant rate, is
+  no difference);
 - the **rise** on either side of the best alpha_0: the loss gained per decade to the next
   grid point (infinite when that run diverged); a curve that "worsens faster when
   increasing the learning rate" rises more to the right than to the left.
@@ -34,6 +38,7 @@ from hpolab.claims import Claim, untestable, verdict
 
 CHANCE_LOSS = math.log(10)
 NEAR_BEST = 0.1
+WIDER = 2.0  # a valley is "wider" than another when it spans at least twice the decades
 SOURCE = "HD vs lr-decay (ICLR 2019 submission)"
 HD_NAMES = ("SGD-HD", "SGDN-HD", "Adam-HD")
 
@@ -61,6 +66,11 @@ def below(a: float, a_half: float, b: float, b_half: float) -> bool:
     if math.isnan(b):
         return True
     return a + (0.0 if math.isnan(a_half) else a_half) < b - (0.0 if math.isnan(b_half) else b_half)
+
+
+def wider(a: float, b: float) -> bool:
+    """Valley width a is wider than b: at least :data:`WIDER` times it (and not both zero)."""
+    return a > 0 and a >= WIDER * b
 
 
 def _most(count: int, total: int) -> bool:
@@ -274,27 +284,38 @@ class Shape(NamedTuple):
 
 
 def shape(lrs, losses) -> Shape:
-    """The :class:`Shape` of a curve of ``losses`` (NaN: diverged) at ``lrs``."""
+    """The :class:`Shape` of a curve of ``losses`` (NaN: diverged) at ``lrs``.
+
+    The valley's ends are where the curve, drawn as straight lines between grid points on a
+    log alpha_0 axis (as the paper's figures draw it), crosses the near-best level: a valley
+    narrower than the grid's spacing still has a width, and widths compare across grids. A
+    diverged neighbour ends the valley at the last finite point.
+    """
     order = np.argsort(np.asarray(lrs, dtype=float))
-    lrs = np.asarray(lrs, dtype=float)[order]
+    logs = np.log10(np.asarray(lrs, dtype=float)[order])
     values = np.array([_finite(v) for v in np.asarray(losses, dtype=float)[order]])
     if not np.isfinite(values).any():
         return Shape(math.nan, math.inf, 0.0, math.nan, math.nan)
     i = int(np.argmin(values))
     best = float(values[i])
     limit = best + NEAR_BEST * abs(CHANCE_LOSS - best)
-    lo = hi = i
-    while lo > 0 and values[lo - 1] <= limit:
-        lo -= 1
-    while hi < len(values) - 1 and values[hi + 1] <= limit:
-        hi += 1
+
+    def end(step):
+        j = i
+        while 0 <= j + step < len(values) and values[j + step] <= limit:
+            j += step
+        outside = j + step
+        if not 0 <= outside < len(values) or not np.isfinite(values[outside]):
+            return logs[j]
+        fraction = (limit - values[j]) / (values[outside] - values[j])
+        return logs[j] + fraction * (logs[outside] - logs[j])
 
     def rise(j):
         if not 0 <= j < len(values):
             return math.nan
-        return (values[j] - best) / abs(math.log10(lrs[j] / lrs[i]))
+        return (values[j] - best) / abs(logs[j] - logs[i])
 
-    return Shape(float(lrs[i]), best, float(math.log10(lrs[hi] / lrs[lo])), rise(i - 1), rise(i + 1))
+    return Shape(float(10 ** logs[i]), best, float(end(1) - end(-1)), rise(i - 1), rise(i + 1))
 
 
 def curve_shape(frame: pd.DataFrame, task: str, optimizer: str, curve: str, loss: str = "train") -> Shape | None:
@@ -360,7 +381,7 @@ def check_resnet_wider_valley(result):
         return untestable("needs VGG-16 and ResNet-18 on CIFAR-10 (paper scale)")
     vgg, resnet = _shapes(frame, "cifar-vgg16", "constant"), _shapes(frame, "cifar-resnet18", "constant")
     names = [o for o in vgg if o in resnet]
-    return verdict(bool(names) and all(resnet[o].width > vgg[o].width for o in names),
+    return verdict(bool(names) and all(wider(resnet[o].width, vgg[o].width) for o in names),
                    "constant rate, valley width in decades ResNet-18 vs VGG-16: " + ", ".join(
                        f"{o} {resnet[o].width:.3g} vs {vgg[o].width:.3g}" for o in names))
 
@@ -372,11 +393,11 @@ def check_adam_as_hard_as_sgd(result):
         shapes = _shapes(frame, task, "constant")
         if len(shapes) < 3:
             continue
-        holds &= shapes["Adam"].width <= max(shapes["SGD"].width, shapes["SGDN"].width)
+        holds &= not wider(shapes["Adam"].width, max(shapes["SGD"].width, shapes["SGDN"].width))
         parts.append(f"{task} " + ", ".join(f"{o} {s.width:.3g}" for o, s in shapes.items()))
     if not parts:
         return untestable("needs constant SGD, SGDN and Adam on a task")
-    return verdict(holds, "constant rate, valley width in decades (Adam no wider than the wider of SGD, SGDN): "
+    return verdict(holds, f"constant rate, valley width in decades (Adam not {WIDER:g}x the wider of SGD, SGDN): "
                    + "; ".join(parts))
 
 
@@ -456,7 +477,7 @@ def check_resnet_decay_flattens_adam(result):
     decay = curve_shape(frame, "cifar-resnet18", "Adam", "lr-decay")
     if constant is None or decay is None:
         return untestable("needs Adam's constant and lr-decay curves on ResNet-18")
-    return verdict(decay.width > constant.width, f"Adam on ResNet-18, valley width in decades: lr-decay "
+    return verdict(wider(decay.width, constant.width), f"Adam on ResNet-18, valley width in decades: lr-decay "
                                                  f"{decay.width:.3g} vs constant {constant.width:.3g}")
 
 
@@ -472,13 +493,13 @@ def check_hd_robust_to_alpha0(frame, task):
         if len(hd) < 2 or constant is None:
             continue
         tested += 1
-        wider = sum(s.width > constant.width for s in hd.values())
-        holds &= wider >= 2
-        parts.append(f"{o}-HD {wider} of {len(hd)} betas (widths " + ", ".join(f"{s.width:.3g}" for s in hd.values())
+        count = sum(wider(s.width, constant.width) for s in hd.values())
+        holds &= count >= 2
+        parts.append(f"{o}-HD {count} of {len(hd)} betas (widths " + ", ".join(f"{s.width:.3g}" for s in hd.values())
                      + f"; constant {constant.width:.3g})")
     if not tested:
         return untestable("needs HD curves for two or more betas and the constant curve")
-    return verdict(holds, "valley width in decades wider than the constant rate's for several (>= 2) betas: "
+    return verdict(holds, f"valley width in decades {WIDER:g}x the constant rate's or more for several (>= 2) betas: "
                    + "; ".join(parts))
 
 
@@ -505,8 +526,8 @@ def check_sgdn_hd_least_sensitive(frame, task):
               if (hd := _hd_shapes(frame, task, o))}
     if len(widths) < 3:
         return untestable("needs HD curves of SGD, SGDN and Adam")
-    return verdict(widths["SGDN"] > widths["SGD"] and widths["SGDN"] > widths["Adam"],
-                   "HD valley width in decades, mean over betas: " + ", ".join(f"{o} {w:.3g}" for o, w in widths.items()))
+    return verdict(wider(widths["SGDN"], widths["SGD"]) and wider(widths["SGDN"], widths["Adam"]),
+                   f"HD valley width in decades, mean over betas (SGDN {WIDER:g}x the others?): " + ", ".join(f"{o} {w:.3g}" for o, w in widths.items()))
 
 
 # ---------------------------------------------------------------------------------------------
