@@ -305,8 +305,8 @@ def test_ajd_estimators_agree_at_p_half():
 def test_ajd_mirror_step_has_the_printed_coefficient_a():
     """Algorithm 2, line 6: v_next = (1 - a) v + a w - a g (the old code used theta / a)."""
     problem = sphere(3, 4, ill_conditioned=True, seed=2)
-    draws, mirror, (h, a, _) = ajd_first_step(problem, 0.5, range(3))
+    draws, mirror, (_, a, _) = ajd_first_step(problem, 0.5, range(3))
     assert problem.alpha != 1  # where a and theta / a = a / alpha differ
     assert torch.allclose(mirror, a * draws, rtol=1e-9, atol=1e-12)
-    draws, mirror, (h, a, _) = ajd_first_step(problem, 0.5, range(3), v_coefficient="nesterov")
+    draws, mirror, (_, a, _) = ajd_first_step(problem, 0.5, range(3), v_coefficient="nesterov")
     assert torch.allclose(mirror, a / problem.alpha * draws, rtol=1e-9, atol=1e-12)

@@ -4,19 +4,24 @@ check, bad input and the widget panel."""
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch.nn import functional as F
 
-import pandas as pd
-
 from hpolab import claims, joint_descent, run
-from hpolab.history import History
-from hpolab.studies.common import StudyResult
 from hpolab.data import data_root
+from hpolab.history import History
 from hpolab.methods.joint_descent import search_radii
-from hpolab.problems.mlp import MLP, MinibatchStream, activation, activation_mlp, on_minibatches
+from hpolab.problems.mlp import (
+    MLP,
+    MinibatchStream,
+    activation,
+    activation_mlp,
+    on_minibatches,
+)
 from hpolab.studies import jd_mnist
+from hpolab.studies.common import StudyResult
 
 needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
                                  reason="real MNIST not in data/: copy ../shared/data into data/, see data/README.md")
@@ -226,7 +231,7 @@ def test_estimate_beta_is_the_top_curvature_at_the_start():
 
 
 def test_jd_gradient_step_on_the_mlp_is_the_study_step():
-    stream, problem = toy_problem(lr=0.25)
+    _, problem = toy_problem(lr=0.25)
     assert problem.beta == problem.beta_x == 4.0  # JD steps x -= grad / beta
 
 

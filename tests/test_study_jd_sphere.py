@@ -251,3 +251,12 @@ def test_panel_for_builds_range_limited_controls_from_the_notebook_parameters():
     assert "q" not in panel.settings()
     panel.controls["method"].value = "alt-bo"
     assert set(panel.settings()) == {"method", "q", "seed", "device"}
+
+
+def test_p_sweep_figure_draws_each_variant_apart_and_baselines_as_lines():
+    result = result_of(*sweep("jd", (3, 2, 1, 2, 3)), *sweep("ajd", (3, 2, 1, 2, 3)),
+                       *sweep("ajd", (2, 2, 1, 2, 2), estimator="unbiased"), fake("alt-bo", best=0.5, tunes=(5,)))
+    figure = jd_sphere.p_sweep_figure(result.histories)
+    assert [trace.name for trace in figure.data] == ["JD", "AJD", "AJD unbiased (ours)"]
+    assert list(figure.data[2].y) == [2, 2, 1, 2, 2]
+    assert len(figure.layout.shapes) == 1  # the baseline's dashed line

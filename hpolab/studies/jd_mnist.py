@@ -75,7 +75,12 @@ from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.methods import joint_descent
 from hpolab.plots import PALETTE, curves
-from hpolab.problems.mlp import HYPERPARAMETERS, MinibatchStream, activation_mlp, on_minibatches
+from hpolab.problems.mlp import (
+    HYPERPARAMETERS,
+    MinibatchStream,
+    activation_mlp,
+    on_minibatches,
+)
 from hpolab.progress import progress_bar
 from hpolab.protocol import Method
 from hpolab.runner import run
