@@ -50,7 +50,13 @@ def find(name: str | Path) -> Path:
 
 
 class BadParameter(ValueError):
-    """A notebook rejected a parameter's value before doing any work (its one-line message)."""
+    """A notebook rejected a parameter's value before doing any work (its one-line message).
+
+    ``ename`` / ``evalue`` are the notebook's own exception, as papermill's errors carry them."""
+
+    def __init__(self, notebook: str, ename: str, evalue: str):
+        super().__init__(f"{notebook}: {evalue}")
+        self.ename, self.evalue = ename, evalue
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,7 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
                 shutil.rmtree(folder, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     folder.parent.rmdir()  # only if no other run is there
-            raise BadParameter(f"{path.stem}: {error.evalue}") from None
+            raise BadParameter(path.stem, error.ename, error.evalue) from None
         write_run_record(folder, path.stem, scale_run, started, time.perf_counter() - clock, "failed", values)
         raise
     except BaseException:
