@@ -74,7 +74,7 @@ class Scale(NamedTuple):
 
 SCHEDULE_SCALES = {
     "smoke": Scale(128, 128, 128, 64, 2, 4, 2, 1),
-    "cpu": Scale(1024, 1000, 1017, 256, 20, 8, 5, 3),
+    "cpu": Scale(1024, 1000, 1017, 256, 20, 8, 5, 2),
     "paper": Scale(45_000, 5_000, 10_000, 256, 50, 64, None, 10),
 }
 DEFAULT_NETWORKS = {"smoke": ("cnn",), "cpu": ("cnn",), "paper": ("cnn", "vgg16", "resnet152")}
