@@ -132,6 +132,12 @@ def test_a_diverged_training_halves_the_last_outer_step_and_undoes_half_of_it():
     lr = frame["lr"]
     assert (k, lr[k - 1], lr[k]) == (1, pytest.approx(0.1), pytest.approx(0.9))
     assert lr[k + 1] - lr[k - 1] == pytest.approx((lr[k] - lr[k - 1]) / 2)
+    state = sign_descent(0.8).init(torch.tensor([0.9], dtype=torch.float64))
+    anchor = torch.tensor([0.1], dtype=torch.float64)
+    once = fds.diverged_update(state, anchor)
+    twice = fds.diverged_update(once, anchor)  # repeated divergences close in on the last good point
+    assert once.h.item() == pytest.approx(0.5) and twice.h.item() == pytest.approx(0.3)
+    assert twice.step_size.item() == pytest.approx(0.2)
     assert np.isfinite(frame["objective"].iloc[-1]) and frame["kind"].iloc[-1] == "final"
     with pytest.raises(ValueError, match="on_diverge"):
         fds.learn(task, hyper, reverse_mode(), sign_descent(1.0), 1, on_diverge="retry", progress=False)
@@ -433,3 +439,29 @@ def test_outer_loops_from_different_seeds_do_not_share_cached_steps(tmp_path):
     other = Counting(reverse_mode())
     history = fds.learn(task, hyper, other, outer, 2, cache=cache, seed=1, progress=False)
     assert other.calls == 2 and history.frame["seed"].tolist() == [fds.run_seed(1, k) for k in range(3)]
+
+
+def test_the_start_check_scales_gamma_down_until_two_steps_from_zero_still_train():
+    task = double_task()
+    hyper = schedule(10, lr=0.0, momentum=0.9, dtype=torch.float64)
+    factor, table = fds.start_check(task, hyper, 0.1)
+    assert factor == 1.0 and table["trains"].tolist() == [True]  # lr 0.2 trains
+    factor, table = fds.start_check(task, hyper, 10.0, factors=(1.0, 0.1, 0.01))
+    assert factor < 1.0 and not table["trains"].iloc[0] and table["trains"].iloc[-1]  # lr 20 does not
+    assert table["val loss"].iloc[-1] < 0.9 * table["untrained val loss"].iloc[-1]
+
+
+def test_a_final_training_that_diverges_falls_back_to_the_last_hyperparameters_that_trained(monkeypatch):
+    task = double_task()
+    hyper = schedule(10, lr=0.1, momentum=0.9, dtype=torch.float64)
+    plain = fds.train
+
+    def unstable(task, hyper, seed):  # the final plain training "diverges" above lr = 0.6
+        trained = plain(task, hyper, seed)
+        return trained._replace(diverged=True, message="above 0.6") if float(hyper.values["lr"][0]) > 0.6 else trained
+
+    monkeypatch.setattr(fds, "train", unstable)
+    history = fds.learn(task, hyper, reverse_mode(), sign_descent(0.8), 1, progress=False)
+    assert history.frame["kind"].tolist() == ["hypergradient", "diverged", "final"]
+    assert history.frame["lr"].tolist() == [pytest.approx(0.1), pytest.approx(0.9), pytest.approx(0.1)]
+    assert history.status == "finished" and "back to them" in history.message

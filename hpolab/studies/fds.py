@@ -22,6 +22,7 @@ import time
 import types
 from typing import Callable
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -29,7 +30,7 @@ from hpolab.cache import StudyCache
 from hpolab.data import DataNotFoundError, as_tensors, load_cifar10, load_mnist, load_svhn
 from hpolab.history import History, ordered
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
-from hpolab.hypergrad.outer import OuterUpdate
+from hpolab.hypergrad.outer import OuterUpdate, per_entry
 from hpolab.hypergrad.result import Estimator
 from hpolab.models import lenet, wide_resnet
 from hpolab.optim import SGDHD
@@ -46,6 +47,8 @@ INITS = ("xavier", "default")
 HD_MOMENTUM, HD_WEIGHT_DECAY = 0.9, 5e-4
 HD_HYPERGRAD_LRS = (1e-4, 1e-3, 1e-2)  # HD's own rate, picked by best_hd_run
 RUN_SEED_STRIDE = 100_003  # outer step k of a run with seed s trains with seed s * stride + k
+GAMMA_FACTORS = (1.0, 1 / 3, 1 / 10)  # the start check's candidates: gamma, gamma / 3, gamma / 10
+START_PROGRESS = 0.9  # "trains": the validation loss falls below 0.9 of the untrained network's
 
 
 def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, device) -> tuple[dict, str]:
@@ -147,6 +150,42 @@ def run_seed(seed: int, step: int) -> int:
     return seed * RUN_SEED_STRIDE + step
 
 
+def start_check(task: InnerTask, hyper: Hyperparameters, gamma, factors=GAMMA_FACTORS,
+                seed: int = 0) -> tuple[float, pd.DataFrame]:
+    """The largest ``factor`` for which two sign steps up from 0 still train: every learned
+    value at 2 x factor x gamma (where the first two outer steps take them when the
+    hypergradients keep their sign, as they do from 0 here) must bring the validation loss
+    below :data:`START_PROGRESS` of the untrained network's (seed ``seed``).
+
+    Why: a sign step that lands where the network no longer trains (a dead or diverged
+    network, whose hypergradient is zero or undefined) is never undone, because the sign
+    cannot flip there. The paper gives gamma only for its CIFAR-10 runs (the authors'
+    scripts); for its LeNet runs and for the stand-ins, gamma is checked this way and
+    scaled by 1, 1/3 or 1/10, the first that trains (the last if none). The check looks at
+    one training per candidate and at no method's result. Returns the factor and one row per
+    candidate tried."""
+    base = per_entry(hyper, gamma, "gamma")
+    untrained = float(task.val_loss(task.init(seed)))
+    rows = []
+    for factor in factors:
+        point = hyper.with_flat(2 * factor * base)
+        trained = train(task, point, seed)
+        loss = math.nan if trained.diverged else float(task.val_loss(trained.theta))
+        trains = loss == loss and loss < START_PROGRESS * untrained
+        rows.append({"gamma factor": factor, "values after two steps": ", ".join(
+            f"{name} {float(2 * factor * g):.3g}" for name, g in _first_per_name(hyper, base)),
+            "val loss": loss, "untrained val loss": untrained, "trains": trains})
+        if trains:
+            break
+    chosen = next((row["gamma factor"] for row in rows if row["trains"]), factors[-1])
+    return chosen, pd.DataFrame(rows)
+
+
+def _first_per_name(hyper: Hyperparameters, flat: torch.Tensor):
+    parts = hyper.unpack(flat)
+    return [(name, parts[name].reshape(-1)[0]) for name in hyper.learn]
+
+
 def converged(state, initial_steps: torch.Tensor, frac: float) -> bool:
     """The authors' stopping rule (``converged_frac`` = 0.05 in their code): every
     hyperparameter's current step is below ``frac`` of its value. For a value near 0 the step
@@ -178,10 +217,10 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     A training that diverges gives no hypergradient. The paper does not say what its loop does
     then (the authors' code clamps every inner gradient, which keeps its runs finite; the
     estimators here differentiate the plain SGD step). With ``on_diverge="halve"`` (the default)
-    such a run counts as a sign flip of every hypergradient that moved the last step: each of
-    those steps is halved and half of the last move is undone (:func:`diverged_update`), the
-    row is kept with ``kind="diverged"``, and the loop goes on; a divergence at the start
-    point, or with ``on_diverge="stop"``, ends the run with status ``"diverged"``.
+    the next run goes halfway back to the last hyperparameters that trained, with the step of
+    every value that moved halved, as a sign flip would do (:func:`diverged_update`); the row
+    is kept with ``kind="diverged"`` and the loop goes on. A divergence before any run has
+    trained, or with ``on_diverge="stop"``, ends the run with status ``"diverged"``.
     ``max_seconds`` ends the run early as ``"finished"``, ``should_stop`` as ``"stopped"``;
     with ``converged_frac`` it also ends (``"finished"``, with its final training) at the
     first outer step after which :func:`converged` holds.
@@ -197,18 +236,19 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     rows: list[dict] = []
     status, message = "finished", ""
     total = steps + 1 if max_seconds is None else None  # a time budget: the count is open-ended
-    last, halved = False, []
+    last, halved, anchor, k = False, [], None, 0  # anchor: the hyperparameters of the last run that trained
     with progress_bar(total=total, desc=label, disable=not progress, leave=False) as bar:
-        for k in range(steps + 1):
-            last = last or k == steps
+        while True:
+            last = last or k >= steps
             piece = f"{label}-seed{seed}-{'final' if last else 'step'}{k}"  # one cache may hold several seeds
             cached = cache.load(piece) if cache is not None else None
             if cached is None:
                 row, next_state = _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics,
                                               names, rows[-1] if rows else None, initial_steps)
-                recover = row["kind"] == "diverged" and on_diverge == "halve" and not last and bool(state.last_sign.any())
-                if recover:
-                    next_state = diverged_update(outer, state)
+                recover = (row["kind"] == "diverged" and on_diverge == "halve" and anchor is not None
+                           and bool((state.h != anchor).any()))
+                if recover:  # halfway back to the last point that trained; a final training: back to it
+                    next_state = state._replace(h=anchor) if last else diverged_update(state, anchor)
                 if cache is not None and (row["kind"] != "diverged" or recover):
                     cache.save(piece, (row, next_state))
             else:
@@ -218,36 +258,46 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
             bar.update()
             if callback is not None:
                 callback(row)
-            if row["kind"] == "diverged" and next_state is state:
+            diverged = row["kind"] == "diverged"
+            if diverged and next_state is state:
                 status, message = "diverged", f"diverged at outer step {k}: {why}"
                 break
-            if row["kind"] == "diverged":
+            if diverged:
                 halved.append(k)
+                message = (f"training diverged at outer step(s) {', '.join(map(str, halved))}: each time the run "
+                           "went halfway back to the last hyperparameters that trained, with halved steps"
+                           + (" (the final training: back to them)" if last else ""))
+            else:
+                anchor = state.h
             state = next_state
-            if halved:
-                message = (f"training diverged at outer step(s) {', '.join(map(str, halved))}: each time the last "
-                           "outer step was halved and half undone")
+            k += 1
             if last:
+                if diverged:
+                    continue
                 break
             if should_stop is not None and should_stop():
-                status, message = "stopped", f"stopped by request after outer step {k}"
+                status, message = "stopped", f"stopped by request after outer step {k - 1}"
                 break
             if max_seconds is not None and row["wall_time"] >= max_seconds:
                 break
             if converged_frac is not None and converged(state, initial_steps, converged_frac):
                 last = True
-                message = "; ".join(filter(None, [message, f"converged after outer step {k}: every step below "
+                message = "; ".join(filter(None, [message, f"converged after outer step {k - 1}: every step below "
                                                            f"{converged_frac:g} of its value"]))
     return History(ordered(rows), "fds" if label == "FDS" else label.lower(), label, task.name, seed,
                    config={"outer": outer.name, "steps": steps, "gamma": initial_steps.tolist()},
                    hyperparameters=list(names), status=status, message=message)
 
 
-def diverged_update(outer: OuterUpdate, state):
-    """The outer step after a diverged training: as if every hypergradient that moved the last
-    step had flipped sign, so that :func:`hpolab.hypergrad.sign_descent` halves those steps and
-    moves back by half of the last move (h_{k+1} = h_{k-1} - gamma / 2 * sign)."""
-    return outer.update(state, -state.last_sign)
+def diverged_update(state, anchor: torch.Tensor):
+    """The outer state after a diverged training at ``state.h``: halfway back to ``anchor``
+    (the hyperparameters of the last run that trained), with the step of every entry that
+    moved halved, as a sign flip would (:func:`hpolab.hypergrad.sign_descent`). Repeated
+    divergences close in on ``anchor`` geometrically. The last hypergradient signs are kept,
+    so that later flips are judged against real hypergradients."""
+    moved = state.h != anchor
+    return state._replace(h=anchor + (state.h - anchor) / 2,
+                          step_size=torch.where(moved, state.step_size / 2, state.step_size))
 
 
 def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous, initial_steps):

@@ -44,6 +44,7 @@ from hpolab.studies.fds import (
     image_data,
     image_task,
     learn,
+    start_check,
     test_accuracy,
 )
 from hpolab.studies.fds_claims import CIFAR_CLAIMS as CLAIMS
@@ -70,6 +71,7 @@ class CifarResult(StudyResult):
 
     accuracies: dict = field(default_factory=dict)
     hd_grid: pd.DataFrame = field(default_factory=pd.DataFrame)
+    gamma_check: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def fds(self) -> History:
@@ -139,8 +141,12 @@ def run_cifar_study(scale: str = "cpu", outer_steps: int | None = None, model: s
     store = StudyCache(STUDY, parameters, enabled=cache)  # outer steps are pieces: a longer run reuses them
     parameters["outer_steps"] = steps
     seeds = [10_000 + s for s in range(n_eval)]
+    factor, gamma_check = store.get_or_compute(
+        "start-check", lambda: start_check(task, fds_hyperparameters(horizon, window), GAMMAS))
+    gammas = {name: value * factor for name, value in GAMMAS.items()}
     with progress_bar(total=3, desc="FDS, HD, evaluation", disable=not progress) as bar:
-        fds = run_fds(task, test, horizon, window, steps, torch_device, estimator, cache=store, progress=progress)
+        fds = run_fds(task, test, horizon, window, steps, torch_device, estimator, gammas=gammas, cache=store,
+                      progress=progress)
         bar.update()
         hd, hd_accuracies, hd_grid = run_hd(task, test, horizon, seeds, store)
         rate = hd.config["hypergrad_lr"]
@@ -161,9 +167,11 @@ def run_cifar_study(scale: str = "cpu", outer_steps: int | None = None, model: s
          "status": hd.status},
     ]
     parameters.update({"estimator": estimator_used, "device": str(torch_device), "hd_hypergrad_lr": rate,
+                       "gammas_used": gammas,
                        "evaluation_seeds": seeds, "epochs": horizon // per_epoch})
     return CifarResult([fds, hd], pd.DataFrame(rows), parameters,
-                       accuracies={"FDS": list(fds_accuracies), "HD": list(hd_accuracies)}, hd_grid=hd_grid)
+                       accuracies={"FDS": list(fds_accuracies), "HD": list(hd_accuracies)}, hd_grid=hd_grid,
+                       gamma_check=gamma_check)
 
 
 def learned(history: History) -> list[float]:

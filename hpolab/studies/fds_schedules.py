@@ -16,8 +16,9 @@ data at every outer step ("in all cases we take 50 outer steps per hyperparamete
 
 Settings the paper's text does not give (its section 5.2) are taken from elsewhere in the
 paper or from the authors' code, and said so: gamma = 0.1 (Algorithm 1's outer rate and the
-code's ``lr_init_step_size``), alpha in [-1, 1] (section 5.4's range), momentum 0.9, batch
-128 and 5 % of the training images held out for validation (the code's defaults).
+code's ``lr_init_step_size``) scaled down by :func:`hpolab.studies.fds.start_check` if two
+steps of it from 0 no longer train, alpha in [-1, 1] (section 5.4's range), momentum 0.9,
+batch 128 and 5 % of the training images held out for validation (the code's defaults).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from hpolab.history import History
 from hpolab.hypergrad import box, schedule, sign_descent, train
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale
-from hpolab.studies.fds import exact_estimator, image_data, image_task, learn, outer_estimator, test_accuracy
+from hpolab.studies.fds import (exact_estimator, image_data, image_task, learn, outer_estimator, start_check,
+                                test_accuracy)
 from hpolab.studies.fds_claims import SCHEDULE_CLAIMS as CLAIMS
 from hpolab.validation import check_choice, check_count, check_positive
 
@@ -65,6 +67,7 @@ class ScheduleResult(StudyResult):
     rates: dict = field(default_factory=dict)
     accuracies: dict = field(default_factory=dict)
     dataset: str = "mnist"
+    gamma_check: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def schedule_of(history: History) -> list[float]:
@@ -151,11 +154,15 @@ def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHO
     store = StudyCache(STUDY, parameters, enabled=cache)  # outer steps are pieces: a longer run reuses them
     parameters["outer_steps"] = steps
     eval_seeds = [10_000 + s for s in range(n_eval)]
+    factor, gamma_check = store.get_or_compute(
+        "start-check", lambda: start_check(task, method_hyperparameters("fds", horizon, window), gamma))
+    gamma_used = gamma * factor
+    parameters["gamma_used"] = gamma_used
     histories, rows, rates, accuracies_by = [], [], {}, {}
     with progress_bar(total=len(methods) + 1, desc="methods", disable=not progress) as bar:
         for method in methods:
             bar.set_postfix_str(LABELS[method], refresh=False)
-            history = learn_schedule(task, test, horizon, method, window, gamma, steps, torch_device, estimator,
+            history = learn_schedule(task, test, horizon, method, window, gamma_used, steps, torch_device, estimator,
                                      store, progress=progress)
             history.config.update({"method": method, "W": method_window(method, window), "horizon": horizon})
             histories.append(history)
@@ -176,7 +183,7 @@ def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHO
     parameters.update({"estimator": estimator_used, "evaluation_seeds": eval_seeds, "device": str(torch_device)})
     rates["cosine"], accuracies_by["cosine"] = list(cosine["schedule"]), list(cosine["accuracies"])
     return ScheduleResult(histories, pd.DataFrame(rows), parameters, cosine=cosine, note=note, rates=rates,
-                          accuracies=accuracies_by, dataset="mnist" if note else dataset)
+                          accuracies=accuracies_by, dataset="mnist" if note else dataset, gamma_check=gamma_check)
 
 
 def per_step_rates(history: History) -> list[float]:

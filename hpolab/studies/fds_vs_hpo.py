@@ -51,7 +51,8 @@ from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.studies.common import check_scale
 from hpolab.studies.common import StudyResult
-from hpolab.studies.fds import HD_HYPERGRAD_LRS, best_hd_run, exact_estimator, hd_training, image_data, image_task, learn
+from hpolab.studies.fds import (HD_HYPERGRAD_LRS, best_hd_run, exact_estimator, hd_training, image_data, image_task,
+                                learn, start_check)
 from hpolab.studies.fds_claims import CONVERGED_FRAC, ZERO_REGRET
 from hpolab.studies.fds_claims import HPO_CLAIMS as CLAIMS
 from hpolab.validation import check_choice, check_count, check_positive
@@ -85,6 +86,7 @@ class HpoResult(StudyResult):
     reference: float = math.nan
     axis: str = "wall_time"
     budget: float = math.nan
+    gamma_check: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def save(self, directory: str | Path) -> dict[str, Path]:
         paths = super().save(directory)
@@ -169,14 +171,14 @@ def grid_reference(task, test, hyper) -> pd.DataFrame:
 
 
 def run_method(name: str, task, test, hyper, limits, seconds: float | None, device, estimator="auto",
-               cache: StudyCache | None = None, seed: int = 0, callback=None, should_stop=None,
-               progress=True) -> History:
+               cache: StudyCache | None = None, seed: int = 0, gammas: dict | None = None, callback=None,
+               should_stop=None, progress=True) -> History:
     """One method from ``seed`` under the budget (``seconds`` of wall time, or SMOKE_STEPS
     training steps)."""
     check_choice("method", name, METHODS)
     if name == "fds":
         chosen, _ = exact_estimator(estimator, device)
-        outer = sign_descent(per_entry(hyper, GAMMAS, "gamma"), limits)
+        outer = sign_descent(per_entry(hyper, gammas or GAMMAS, "gamma"), limits)
         steps = 10**6 if seconds else SMOKE_STEPS // hyper.horizon - 1
         history = learn(task, hyper, chosen, outer, steps, test=test, cache=cache, label=LABELS[name], seed=seed,
                         max_seconds=seconds, converged_frac=CONVERGED_FRAC, callback=callback,
@@ -244,6 +246,8 @@ def run_hpo_study(scale: str = "cpu", methods=METHODS, seconds: float | None = N
     parameters["seeds"] = n_seeds
     with progress_bar(total=len(methods) * n_seeds + 1, desc="grid, methods", disable=not progress) as bar:
         grid = store.get_or_compute("grid", lambda: grid_reference(task, test, hyper))
+        factor, gamma_check = store.get_or_compute("start-check", lambda: start_check(task, hyper, GAMMAS))
+        gammas = {name: value * factor for name, value in GAMMAS.items()}
         bar.update()
         histories = []
         for seed in range(n_seeds):
@@ -253,16 +257,16 @@ def run_hpo_study(scale: str = "cpu", methods=METHODS, seconds: float | None = N
                 history = store.load(piece)
                 if history is None:
                     history = run_method(name, task, test, hyper, limits, budget, torch_device, estimator, store,
-                                         seed=seed, progress=progress)
+                                         seed=seed, gammas=gammas, progress=progress)
                     if history.status == "finished":
                         store.save(piece, history)
                 histories.append(history)
                 bar.update()
     reference = float(grid.loc[grid["val loss"].idxmin(), "test acc"])
-    parameters.update({"estimator": estimator_used, "device": str(torch_device)})
+    parameters.update({"estimator": estimator_used, "device": str(torch_device), "gammas_used": gammas})
     result = HpoResult(histories, pd.DataFrame(), parameters, grid=grid, reference=reference,
                        axis="wall_time" if budget else "gradient_evaluations",
-                       budget=budget if budget else float(SMOKE_STEPS))
+                       budget=budget if budget else float(SMOKE_STEPS), gamma_check=gamma_check)
     result.summary = summarize(result, methods)
     return result
 

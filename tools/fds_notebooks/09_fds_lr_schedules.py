@@ -20,11 +20,15 @@ steps:
 
 Every outer step trains from scratch with a new seed (Xavier initialization and data order)
 and moves each rate by γ against the sign of its hypergradient, halving γ for that rate when
-the sign flips; rates stay in [−1, 1] (section 5.4's range for α). **γ = 0.1 is not tuned
-here**: it is the outer rate of the paper's Algorithm 1 and the default step of the authors'
-code (section 5.2 gives none); no other γ was tried. A training that diverges gives no
-hypergradient: it counts as a sign flip of every rate that moved, so those steps are halved
-and half undone (the paper does not say; the authors' code clamps inner gradients instead).
+the sign flips; rates stay in [−1, 1] (section 5.4's range for α). **How γ is set:** section
+5.2 gives none; the first candidate is 0.1, the outer rate of the paper's Algorithm 1 and the
+default step of the authors' code. A *start check* (one training per candidate, no method's
+result) keeps it only if two steps of it from 0 still train (validation loss below 0.9 of the
+untrained network's), else takes γ/3, then γ/10: a step into a dead or diverged network is
+never undone, because the hypergradient there has no sign to flip. The table below shows every
+candidate tried. A training that still diverges sends the rates halfway back to the last ones
+that trained, with halved steps (the paper does not say; the authors' code clamps inner
+gradients instead).
 The reference is **cosine annealing**,
 its peak the best of 0.01, 0.03 and 0.1 on the validation loss (all three are shown below).
 Each final schedule is evaluated by its test accuracy from fresh seeds.
@@ -40,7 +44,7 @@ scale: str = "cpu"  # smoke (seconds, CI) | cpu (T 200, 20 outer steps, minutes)
 dataset: str = "mnist"  # mnist | svhn (used when its files are in data/SVHN, else MNIST with a note)
 methods: list = ["greedy", "non-greedy", "fds"]  # greedy (H 1, W 1), non-greedy (W 1), fds (W steps share one rate)
 W: int = 0  # steps per shared rate for fds; 0 takes the scale default (cpu: 20, T/10; paper: 50)
-gamma: float = 0.1  # the outer step on each rate, > 0, halved when its hypergradient flips sign (Algorithm 1: 0.1)
+gamma: float = 0.1  # the first outer step tried (Algorithm 1: 0.1), > 0; the start check may take gamma/3 or /10
 outer_steps: int = 0  # 0 takes the scale default (cpu: 20, paper: 50)
 estimator: str = "auto"  # auto (reverse mode on a CPU, FDS's forward mode on a GPU) | forward | reverse
 device: str = "cpu"  # auto | cpu | cuda:N | mps
@@ -81,12 +85,14 @@ SUMMARY_TEXT = """\
 `runs`: trainings used (one per outer step, plus the last). `mean lr` / `max lr`: of the final
 schedule. `final val loss`: the last run's. `test acc`: mean (and sd) over fresh seeds of
 training with the final schedule. The cosine row counts its three peak trials; the second
-table shows every peak tried for it.
+table shows every peak tried for it, the third every γ the start check tried.
 """
 
 SUMMARY = """\
 show(result.summary, digits=3)
 show(fds_schedules.cosine_table(result), digits=3)
+show(result.gamma_check, digits=3)
+print(f"outer step used: gamma = {result.parameters['gamma_used']:.3g}")
 """
 
 FIGURES_TEXT = """\

@@ -14,9 +14,11 @@ step trains from scratch and takes a sign-based step inside section 5.4's ranges
 α ∈ [−1, 1], β ∈ [−1.5, 1.5], ξ ∈ [−4·10⁻³, 4·10⁻³]; the steps γ = 0.1, 0.3 and 4·10⁻⁴
 (halved on a sign flip), the batch of 256, the 5 % validation split, the 10 outer steps and
 the stopping rule (every step below 5 % of its value) are those of the authors' script for
-Figure 4 (the paper's text gives none of them); **no γ was tuned or tried here**. A diverged
-training halves and half undoes the last outer step (the paper does not say; the authors' code
-clamps inner gradients instead).
+Figure 4 (the paper's text gives none of them). A *start check* keeps those γ only if two
+steps of them from 0 still train, else scales them by 1/3 or 1/10 (shown below, with every
+candidate tried). A training that diverges sends the hyperparameters halfway back to the last
+ones that trained, with halved steps (the paper does not say; the authors' code clamps inner
+gradients instead).
 
 **HD** (hypergradient descent, the greedy alternative, Baydin et al.) adapts α online from 0
 in one training. It learns α only, so it is *given* β = 0.9 and ξ = 5·10⁻⁴, the usual WRN
@@ -73,12 +75,13 @@ SUMMARY_TEXT = """\
 FDS's learned hyperparameters after the last outer step and HD's final rate. `runs`: the
 trainings each used (for HD, its three hypergradient rates). `test acc`: the mean over fresh
 seeds of training with the final hyperparameters (for HD, of HD's own run). The second table:
-every HD hypergradient rate tried, with its final validation loss.
+every HD hypergradient rate tried, with its final validation loss; the third: FDS's start check.
 """
 
 SUMMARY = """\
 show(result.summary, digits=3)
 show(result.hd_grid, digits=3)
+show(result.gamma_check, digits=3)
 """
 
 FIGURES_TEXT = """\

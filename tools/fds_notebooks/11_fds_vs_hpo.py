@@ -14,10 +14,12 @@ seventh of the run) in [−1, 1], **one momentum** in [−1.5, 1.5] and **one we
 * **FDS**: starts at 0, exact non-greedy hypergradients, sign-based steps γ = 0.1, 0.1 and
   3·10⁻⁴ (halved on a sign flip) that stay in the box, and the authors' stopping rule (every
   step below 5 % of its value). γ and the rule come from the authors' script for Figure 1
-  (the paper's text gives neither); **no γ was tuned or tried here**. That script also trains
-  early outer steps on smaller budgets; here every outer step trains the full run, which can
-  only slow FDS down. A diverged training halves and half undoes FDS's last step (the paper
-  does not say; the authors' code clamps inner gradients instead);
+  (the paper's text gives neither); a *start check* keeps γ only if two steps of it from 0
+  still train, else scales it by 1/3 or 1/10 (shown below). That script also trains early
+  outer steps on smaller budgets; here every outer step trains the full run, which can only
+  slow FDS down. A diverged training sends FDS halfway back to the last hyperparameters that
+  trained, with halved steps (the paper does not say; the authors' code clamps inner
+  gradients instead);
 * **random search**, **Bayesian optimization** (Optuna's GP sampler), **Hyperband** (random
   points, Optuna's Hyperband pruner over training steps) and a **BOHB-like** method (TPE with
   the same pruner), in `hpolab.methods.blackbox` (the paper: HpBandSter's RS, BO, HB, BOHB);
@@ -83,12 +85,13 @@ validation loss found. `regret`: of that configuration against the grid's best p
 worst seed's). The next column: when the mean regret first fell to 0.01, the "zero regret" of
 the claims (NaN: never). At `smoke` scale the budget is in training steps and the counts are
 deterministic; at `cpu` scale they depend on the machine's speed. Then the five best grid
-points by validation loss.
+points by validation loss, and FDS's start check.
 """
 
 SUMMARY = """\
 show(result.summary, digits=3)
 show(result.grid.sort_values("val loss").head(5), digits=3)
+show(result.gamma_check, digits=3)
 """
 
 FIGURES_TEXT = """\
