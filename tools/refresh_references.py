@@ -7,6 +7,7 @@ Only the outputs of cells tagged ``nbval-check-output`` are kept: nbval runs wit
     python tools/refresh_references.py [NAME ...]
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def refresh(names: list[str]) -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"  # as tests/conftest.py runs the kernels: machine-independent sums
     sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     for source in sources:
         if names and source.stem not in names:
