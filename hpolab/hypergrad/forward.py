@@ -17,6 +17,11 @@ double-backward (``is_grads_batched=True``) for all rows at once; the mixed term
 the same backward, since d/dtheta (dL/dlambda . e) = d g / d lambda e by symmetry. A row
 joins from the first step that uses its value (it is zero before).
 
+A task that clamps its training gradient (``grad_clip`` c) steps with clamp(g) and carries
+its tangent: dg is zeroed on the coordinates where |g| > c (torch.clamp's derivative).
+This module implements SGD with momentum only; a task with another inner optimizer (Adam)
+goes through :mod:`hpolab.hypergrad.unrolled_forward` or reverse mode.
+
 Greedy (horizon H): every H steps the hypergradient of L_val(theta_t) with respect to the
 values used in those H steps is accumulated and the tangents restart from zero, i.e. the
 weights entering each chunk are treated as constants. H = 1 is hypergradient descent's
@@ -87,6 +92,9 @@ class Layout:
 
 def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, horizon: int | None = None) -> Hypergradient:
     """The hypergradient by forward mode; greedy over chunks of ``horizon`` steps if given."""
+    if getattr(task, "optimizer", None) is not None:
+        raise ValueError(f"forward mode here implements SGD with momentum only, but task {task.name!r} trains with "
+                         f"{type(task.optimizer).__name__}: use unrolled_forward() or reverse_mode()")
     T = hyper.horizon
     chunk = T if horizon is None else horizon
     if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= T:
@@ -137,7 +145,8 @@ def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, ho
 
 def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_active, active):
     # Z_active: the tangent rows in use; active: their row numbers
-    """(g, dg for the active rows, loss): one gradient with its graph, one batched double-backward."""
+    """(g, dg for the active rows, loss): one gradient with its graph, one batched double-backward;
+    with the task's clamp, g clamped and dg zeroed where it clamps (``task.clip_with_tangents``)."""
     theta = theta.detach().requires_grad_()
     with torch.enable_grad():
         if learned_terms is not None:
@@ -149,7 +158,7 @@ def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_a
         grads = torch.autograd.grad(loss, inputs, create_graph=len(active) > 0)
         grad = grads[0]
         if len(active) == 0:
-            return grad.detach(), Z_active, loss.detach()
+            return task.clip(grad.detach()), Z_active, loss.detach()
         outputs, tangents = [grad], [Z_active]
         if learned_terms is not None:  # rows of loss terms: d/dtheta (dL/dlambda . e_row)
             basis = torch.zeros(len(active), flat.numel(), dtype=flat.dtype, device=flat.device)
@@ -162,7 +171,8 @@ def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_a
                                        allow_unused=True)
     if dgrad is None:
         dgrad = torch.zeros_like(Z_active)
-    return grad.detach(), dgrad.detach(), loss.detach()
+    grad, dgrad = task.clip_with_tangents(grad.detach(), dgrad.detach())
+    return grad, dgrad, loss.detach()
 
 
 def _add_to_row(tangent: torch.Tensor, active: torch.Tensor, row: int | None, vector: torch.Tensor) -> None:

@@ -8,8 +8,9 @@ which ``jvp`` and ``vmap`` refuse, so BatchNorm layers are patched with
 also at evaluation).
 
 A task also names its inner optimizer: SGD with momentum (the default, see
-:mod:`hpolab.hypergrad.hyperparameters`) or :class:`Adam`; :func:`logistic_regression_task`
-builds the HOZOG paper's Eq. 5 problem.
+:mod:`hpolab.hypergrad.hyperparameters`) or :class:`Adam`, and may clamp every coordinate of
+the training gradient before the optimizer's update (``grad_clip``, as the FDS authors' code
+does); :func:`logistic_regression_task` builds the HOZOG paper's Eq. 5 problem.
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ class InnerTask:
         or :class:`Adam`. The unrolled training (:func:`hpolab.hypergrad.unroll.step_function`)
         and the estimators built on it (reverse mode, zeroth-order, the jvp forward mode of
         :mod:`hpolab.hypergrad.unrolled_forward`) follow it.
+      grad_clip: None (the default: the plain gradient), or c > 0: every coordinate of the
+        training gradient is clamped to [-c, c] before the optimizer's update (weight decay is
+        added after it), as the FDS authors' code does (``clamp_grads_range``). Every
+        estimator differentiates the clamped step: a clamped coordinate's tangent is 0.
     """
 
     name: str
@@ -119,6 +124,31 @@ class InnerTask:
     data: tuple[torch.Tensor, torch.Tensor]
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     optimizer: Adam | None = None
+    grad_clip: float | None = None
+
+    def __post_init__(self):
+        clip = self.grad_clip
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                                 or not 0 < clip < float("inf")):
+            raise ValueError(f"grad_clip must be None or a finite number > 0, got {clip!r}")
+
+    def clip(self, grad: torch.Tensor) -> torch.Tensor:
+        """The training gradient as the optimizer sees it: clamped to [-grad_clip, grad_clip]
+        coordinate by coordinate (unchanged, the same tensor, when ``grad_clip`` is None)."""
+        return grad if self.grad_clip is None else grad.clamp(-self.grad_clip, self.grad_clip)
+
+    def clip_with_tangents(self, grad: torch.Tensor, dgrad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(clip(g), its tangents): ``dgrad`` (rows of dg) zeroed on the coordinates where the
+        clamp is active (|g| > c; ``torch.clamp``'s derivative is 1 on [-c, c]); (g, dg)
+        unchanged without a clamp.
+
+        Forward mode gets dg = H z (+ the mixed term) from a double-backward, by the symmetry
+        of the Hessian; back-propagating through the clamp instead would give H (mask * z),
+        not the tangent mask * (H z) of the clamped gradient, so the mask is applied here."""
+        if self.grad_clip is None:
+            return grad, dgrad
+        mask = (grad.abs() <= self.grad_clip).to(grad.dtype)
+        return self.clip(grad), dgrad * mask
 
     def batch(self, indices: torch.Tensor) -> Batch:
         x, y = self.data
@@ -170,6 +200,7 @@ def classification_task(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     optimizer: Adam | None = None,
+    grad_clip: float | None = None,
 ) -> InnerTask:
     """Cross-entropy training of ``model`` with optional loss hyperparameters.
 
@@ -179,6 +210,8 @@ def classification_task(
         by ``sigmoid(example_weights[group])`` (hyperparameter ``example_weights``, the
         hyper-cleaning setting) and averaged over the batch.
       optimizer: the inner optimizer (None: SGD with momentum; or :class:`Adam`).
+      grad_clip: clamp each coordinate of the training gradient to [-grad_clip, grad_clip]
+        before the update (None: no clamp); see :class:`InnerTask`.
     """
     device = torch.device(device)
     model = model.to(device=device, dtype=dtype)
@@ -210,6 +243,7 @@ def classification_task(
         data=(x_train, y_train),
         predict=flat,
         optimizer=optimizer,
+        grad_clip=grad_clip,
     )
 
 

@@ -10,6 +10,8 @@ The step follows the task's inner optimizer: SGD with momentum (``task.optimizer
 where ``velocity`` is the momentum buffer, or :class:`~hpolab.hypergrad.task.Adam`, where it
 holds Adam's two moments stacked, shape (2, D). Adam's first step ignores the state it is
 given (m_0 = v_0 = 0), so every loop may start, as for SGD, from ``zeros_like(theta)``.
+A task with ``grad_clip`` clamps the training gradient before either update
+(:meth:`~hpolab.hypergrad.task.InnerTask.clip`); the transforms differentiate the clamp too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -
     """``sgd_step(theta, velocity, h, t, batch)`` for these hyperparameters.
 
     h holds the learned values (packed as by ``hyper.pack``); the others are constants.
-    The step is the training gradient followed by :func:`update_function`'s update.
+    The step is the training gradient, clamped if the task says so (``task.grad_clip``),
+    followed by :func:`update_function`'s update (SGD or Adam).
     """
     constants = _constants(task, hyper, dtype)
     gradient = grad_and_value(task.train_loss)
@@ -39,7 +42,7 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -
         values = {**constants, **hyper.unpack(h)}
         terms = {name: value for name, value in values.items() if name not in SCHEDULES}
         grad, loss = gradient(theta, batch, terms)
-        theta, velocity = update(theta, velocity, grad, h, t)
+        theta, velocity = update(theta, velocity, task.clip(grad), h, t)
         return theta, velocity, loss
 
     return sgd_step
@@ -52,7 +55,7 @@ def _constants(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> d
 
 def update_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> Callable:
     """The task's optimizer update ``(theta, state, grad, h, t) -> (theta', state')`` given the
-    training gradient at theta: SGD with momentum and weight decay, or Adam. An elementwise
+    training gradient at theta (already clamped, where the task clamps it): SGD with momentum and weight decay, or Adam. An elementwise
     function of its tensors, so its ``jvp`` is cheap (see :mod:`hpolab.hypergrad.unrolled_forward`)."""
     constants = _constants(task, hyper, dtype)
     adam = getattr(task, "optimizer", None)

@@ -89,7 +89,8 @@ def _update_and_tangents(update, t: int, primals: tuple, tangents: tuple):
 
 def _gradient_and_tangents(task, hyper, theta, h, constants, batch, Z, basis):
     """(g, dg = H Z + (dg/dh) e for every row, loss): one gradient with its graph, one batched
-    double-backward; the mixed term rides in it as d/dtheta (dL/dh . e) = (dg/dh) e."""
+    double-backward; the mixed term rides in it as d/dtheta (dL/dh . e) = (dg/dh) e. With the
+    task's clamp, g is clamped and dg zeroed where it clamps (``task.clip_with_tangents``)."""
     theta = theta.detach().requires_grad_()
     flat = h.detach().requires_grad_()
     with torch.enable_grad():
@@ -109,7 +110,8 @@ def _gradient_and_tangents(task, hyper, theta, h, constants, batch, Z, basis):
                                            allow_unused=True)
     if dgrad is None:
         dgrad = torch.zeros_like(Z)
-    return grad.detach(), dgrad.detach(), loss.detach()
+    grad, dgrad = task.clip_with_tangents(grad.detach(), dgrad.detach())
+    return grad, dgrad, loss.detach()
 
 
 def unrolled_forward() -> Estimator:
