@@ -10,9 +10,10 @@ whenever that sign flips (:func:`hpolab.hypergrad.sign_descent`; section 5.4).
 
 Where the paper's text is silent, the settings come from the authors' published code
 (github.com/polo5/FDS), and each study says which: the networks start from Xavier-normal
-weights with zero biases (:func:`xavier_initialization`, ``init_type='xavier'`` there), and
-the outer loop may stop once every step has shrunk below 5 % of its value
-(``converged_frac``, :func:`converged`).
+weights with zero biases (:func:`xavier_initialization`, ``init_type='xavier'`` there), every
+coordinate of the inner training gradient is clamped before the SGD update
+(:data:`GRAD_CLIP_FIGURE2`, :data:`GRAD_CLIP`; ``InnerTask.grad_clip``), and the outer loop may
+stop once every step has shrunk below 5 % of its value (``converged_frac``, :func:`converged`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ HD_HYPERGRAD_LRS = (1e-4, 1e-3, 1e-2)  # HD's own rate, picked by best_hd_run
 RUN_SEED_STRIDE = 100_003  # outer step k of a run with seed s trains with seed s * stride + k
 GAMMA_FACTORS = (1.0, 1 / 3, 1 / 10)  # the start check's candidates: gamma, gamma / 3, gamma / 10
 START_PROGRESS = 0.9  # "trains": the validation loss falls below 0.9 of the untrained network's
+# The authors' code clamps every coordinate of the inner training gradient to [-c, c] before the
+# SGD update (weight decay is added after the clamp); the paper's text does not mention it.
+# c = 1 in the script for Figure 2 (figure2_hypergradients_fluctuation.py: clamp_inner_grads
+# True, clamp_inner_grads_range 1), c = 3 in main.py, which runs every other experiment
+# (clamp_grads True, clamp_grads_range 3: its default and the value of scripts/paper_figure1.sh
+# and scripts/paper_figure4.sh). The authors' retraining from scratch (BaseLearner, plain
+# torch.optim.SGD) does not clamp; here every training of a study's task clamps (see the docs).
+GRAD_CLIP_FIGURE2 = 1.0  # study 08
+GRAD_CLIP = 3.0  # studies 09, 10, 11
 
 
 def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, device) -> tuple[dict, str]:
@@ -104,10 +114,12 @@ def xavier_initialization(module: nn.Module) -> nn.Module:
 
 
 def image_task(split: dict, model: str = "lenet", batch_size: int = 128, device="cpu", name: str = "",
-               dtype: torch.dtype = torch.float32, init: str = "xavier") -> InnerTask:
+               dtype: torch.dtype = torch.float32, init: str = "xavier", grad_clip: float | None = None) -> InnerTask:
     """Cross-entropy training of LeNet (``"lenet"``) or a WRN (``"wrn-16-1"``, ``"wrn-10-1"``)
     on ``split["train"]``, validated on ``split["val"]``; weights drawn by ``init``
-    (``"xavier"``: :func:`xavier_initialization`, the authors' code; ``"default"``: PyTorch's)."""
+    (``"xavier"``: :func:`xavier_initialization`, the authors' code; ``"default"``: PyTorch's);
+    ``grad_clip``: the clamp on each coordinate of the training gradient (None: none; the
+    studies pass :data:`GRAD_CLIP_FIGURE2` or :data:`GRAD_CLIP`, the authors' values)."""
     check_choice("init", init, INITS)
     x = split["train"][0]
     if model == "lenet":
@@ -120,7 +132,7 @@ def image_task(split: dict, model: str = "lenet", batch_size: int = 128, device=
     if init == "xavier":
         module = xavier_initialization(module)
     return classification_task(module, split["train"], split["val"], batch_size, name=name or model,
-                               dtype=dtype, device=device)
+                               dtype=dtype, device=device, grad_clip=grad_clip)
 
 
 def exact_estimator(name: str, device: torch.device) -> tuple[Estimator, str]:
@@ -215,9 +227,9 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     resumes after the last one; ``wall_time`` then counts compute time only.
 
     A training that diverges gives no hypergradient. The paper does not say what its loop does
-    then (the authors' code clamps every inner gradient, which keeps its runs finite; the
-    estimators here differentiate the plain SGD step). With ``on_diverge="halve"`` (the default)
-    the next run goes halfway back to the last hyperparameters that trained, with the step of
+    then (the authors' code clamps every inner gradient, as the studies' tasks do here with
+    ``grad_clip``, which makes divergence rarer but does not rule it out). With
+    ``on_diverge="halve"`` (the default) the next run goes halfway back to the last hyperparameters that trained, with the step of
     every value that moved halved, as a sign flip would do (:func:`diverged_update`); the row
     is kept with ``kind="diverged"`` and the loop goes on. A divergence before any run has
     trained, or with ``on_diverge="stop"``, ends the run with status ``"diverged"``.
@@ -355,8 +367,10 @@ def hd_training(task: InnerTask, horizon: int, hypergrad_lr: float, seed: int, t
                 record_every: int | None = None, callback=None, should_stop=None) -> History:
     """One training with SGD-HD (heavy-ball momentum HD_MOMENTUM, weight decay HD_WEIGHT_DECAY)
     from alpha = 0 on the task's flat weights, the same initialization and data order as FDS's
-    runs with this seed. Rows every ``record_every`` steps (default: 10 per run) and at the end:
-    validation loss, test error and the current learning rate."""
+    runs with this seed. HD's gradient is not clamped (the task's ``grad_clip`` is not applied):
+    the FDS authors publish no HD code, and SGD-HD (Baydin et al.) has no clamp. Rows every
+    ``record_every`` steps (default: 10 per run) and at the end: validation loss, test error
+    and the current learning rate."""
     theta = torch.nn.Parameter(task.init(seed).clone())
     optimizer = SGDHD([theta], lr=0.0, hypergrad_lr=hypergrad_lr, momentum=HD_MOMENTUM,
                       weight_decay=HD_WEIGHT_DECAY)

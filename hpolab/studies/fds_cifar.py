@@ -35,6 +35,7 @@ from hpolab.hypergrad import box, per_entry, schedule, sign_descent
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale
 from hpolab.studies.fds import (
+    GRAD_CLIP,
     HD_HYPERGRAD_LRS,
     HD_MOMENTUM,
     HD_WEIGHT_DECAY,
@@ -82,12 +83,14 @@ class CifarResult(StudyResult):
         return self.histories[1]
 
 
-def setting(scale: str, device, model: str | None = None):
+def setting(scale: str, device, model: str | None = None, grad_clip: float | None = GRAD_CLIP):
     """(task, test set, T, steps per epoch, alpha window) for the scale: T / LR_VALUES steps
-    share each alpha (the paper: 10 of 50 epochs)."""
+    share each alpha (the paper: 10 of 50 epochs); each coordinate of the training gradient
+    clamped to [-grad_clip, grad_clip] (the authors' script for Figure 4: 3)."""
     default_model, n_train, n_val, n_test, batch, epochs, *_ = SIZES[check_scale(scale)]
     split, _ = image_data("cifar10", n_train, n_val, n_test, device)
-    task = image_task(split, model or default_model, batch, device, name=f"{model or default_model}-cifar10")
+    task = image_task(split, model or default_model, batch, device, name=f"{model or default_model}-cifar10",
+                      grad_clip=grad_clip)
     per_epoch = n_train // batch
     horizon = epochs * per_epoch
     return task, split["test"], horizon, per_epoch, -(-horizon // LR_VALUES)
@@ -128,16 +131,16 @@ def run_hd(task, test, horizon, seeds: list[int], cache: StudyCache) -> tuple[Hi
 
 def run_cifar_study(scale: str = "cpu", outer_steps: int | None = None, model: str | None = None,
                     estimator: str = "auto", device: str = "cpu", cache: bool = True,
-                    progress: bool = True) -> CifarResult:
+                    progress: bool = True, grad_clip: float | None = GRAD_CLIP) -> CifarResult:
     """Study 10: FDS over ``outer_steps`` against HD, then both evaluated on fresh seeds."""
     *_, default_steps, n_eval = SIZES[check_scale(scale)]
     steps = default_steps if outer_steps is None else check_count("outer_steps", outer_steps, minimum=1)
     torch_device = resolve_device(device)
-    task, test, horizon, per_epoch, window = setting(scale, torch_device, model)
+    task, test, horizon, per_epoch, window = setting(scale, torch_device, model, grad_clip)
     _, estimator_used = exact_estimator(estimator, torch_device)
     parameters = {"scale": scale, "sizes": SIZES[scale][1:5], "model": task.name, "horizon": horizon,
                   "window": window, "gammas": GAMMAS, "ranges": RANGES, "init": "xavier",
-                  "converged_frac": CONVERGED_FRAC}
+                  "converged_frac": CONVERGED_FRAC, "grad_clip": grad_clip}
     store = StudyCache(STUDY, parameters, enabled=cache)  # outer steps are pieces: a longer run reuses them
     parameters["outer_steps"] = steps
     seeds = [10_000 + s for s in range(n_eval)]

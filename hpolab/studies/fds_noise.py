@@ -34,7 +34,7 @@ from hpolab.devices import resolve_device
 from hpolab.hypergrad import greedy, reverse_mode, schedule
 from hpolab.progress import progress_bar
 from hpolab.studies.common import check_scale
-from hpolab.studies.fds import image_data, image_task
+from hpolab.studies.fds import GRAD_CLIP_FIGURE2, image_data, image_task
 from hpolab.studies.fds_claims import NOISE_CLAIMS as CLAIMS
 from hpolab.studies.fds_claims import greedy_error as _greedy_error
 from hpolab.studies.fds_claims import shared_mse
@@ -133,12 +133,16 @@ def fixed_schedule(horizon: int, lr: float, shape: str = "cosine") -> torch.Tens
     return lr * 0.5 * (1 + torch.cos(torch.pi * steps / horizon))
 
 
-def setting(scale: str, dataset: str, lr: float, momentum: float, device, shape: str = "cosine"):
+def setting(scale: str, dataset: str, lr: float, momentum: float, device, shape: str = "cosine",
+            grad_clip: float | None = GRAD_CLIP_FIGURE2):
     """(task, hyperparameters, note): LeNet on the scale's images, one learning rate per step,
-    from :func:`fixed_schedule` (``note`` as :func:`hpolab.studies.fds.image_data`'s)."""
+    from :func:`fixed_schedule` (``note`` as :func:`hpolab.studies.fds.image_data`'s); each
+    coordinate of the training gradient clamped to [-grad_clip, grad_clip] (the authors'
+    script for Figure 2: 1)."""
     n_train, n_val, horizon, batch, _ = SIZES[scale]
     split, note = image_data(dataset, n_train, n_val, 0, device)
-    task = image_task(split, "lenet", batch, device, name=f"lenet-{'mnist' if note else dataset}")
+    task = image_task(split, "lenet", batch, device, name=f"lenet-{'mnist' if note else dataset}",
+                      grad_clip=grad_clip)
     hyper = schedule(horizon, lr=fixed_schedule(horizon, lr, shape), momentum=momentum, windows={"lr": 1},
                      dtype=torch.float32)
     return task, hyper, note
@@ -146,7 +150,8 @@ def setting(scale: str, dataset: str, lr: float, momentum: float, device, shape:
 
 def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01, momentum: float = 0.9,
                     seeds: int | None = None, windows: list[int] | None = None, device: str = "cpu",
-                    cache: bool = True, progress: bool = True, shape: str = "cosine") -> NoiseResult:
+                    cache: bool = True, progress: bool = True, shape: str = "cosine",
+                    grad_clip: float | None = GRAD_CLIP_FIGURE2) -> NoiseResult:
     """Hypergradients of a per-step learning rate (:func:`fixed_schedule` from ``lr``, momentum
     ``momentum``) on LeNet for ``seeds`` seeds, non-greedy and greedy, then MSE_W and Theorem
     4.1's bound for each W.
@@ -164,11 +169,11 @@ def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01
         raise ValueError(f"windows W must be integers in [1, T] = [1, {horizon}], got {bad}")
     check_choice("shape", shape, SHAPES)
     torch_device = resolve_device(device)
-    task, hyper, note = setting(scale, dataset, lr, momentum, torch_device, shape)
+    task, hyper, note = setting(scale, dataset, lr, momentum, torch_device, shape, grad_clip)
     used = "mnist" if note else dataset
     parameters = {"scale": scale, "dataset": used, "lr": lr, "shape": shape, "momentum": momentum, "seeds": seeds,
                   "horizon": horizon, "batch": batch, "n_train": n_train, "n_val": n_val, "init": "xavier",
-                  "device": str(torch_device)}
+                  "grad_clip": grad_clip, "device": str(torch_device)}
     store = StudyCache(STUDY, {k: v for k, v in parameters.items() if k not in ("device", "seeds")}, enabled=cache)
     nongreedy_rows, greedy_rows = [], []
     exact, one_step = reverse_mode(), greedy(1)

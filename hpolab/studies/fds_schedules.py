@@ -37,8 +37,8 @@ from hpolab.history import History
 from hpolab.hypergrad import box, schedule, sign_descent, train
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale
-from hpolab.studies.fds import (exact_estimator, image_data, image_task, learn, outer_estimator, start_check,
-                                test_accuracy)
+from hpolab.studies.fds import (GRAD_CLIP, exact_estimator, image_data, image_task, learn, outer_estimator,
+                                start_check, test_accuracy)
 from hpolab.studies.fds_claims import SCHEDULE_CLAIMS as CLAIMS
 from hpolab.validation import check_choice, check_count, check_positive
 
@@ -75,12 +75,13 @@ def schedule_of(history: History) -> list[float]:
     return [float(history.frame[c].iloc[-1]) for c in history.hyperparameters]
 
 
-def setting(scale: str, dataset: str, device):
-    """(task, test set, T, note): LeNet on one epoch of the scale's training images."""
+def setting(scale: str, dataset: str, device, grad_clip: float | None = GRAD_CLIP):
+    """(task, test set, T, note): LeNet on one epoch of the scale's training images, each
+    coordinate of the training gradient clamped to [-grad_clip, grad_clip] (the authors' main.py: 3)."""
     n_train, n_val, n_test, batch, *_ = SIZES[check_scale(scale)]
     split, note = image_data(dataset, n_train, n_val, n_test, device)
     used = "mnist" if note else dataset
-    task = image_task(split, "lenet", batch, device, name=f"lenet-{used}")
+    task = image_task(split, "lenet", batch, device, name=f"lenet-{used}", grad_clip=grad_clip)
     return task, split["test"], n_train // batch, note
 
 
@@ -134,7 +135,8 @@ def cosine_table(result: ScheduleResult) -> pd.DataFrame:
 
 def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHODS, W: int | None = None,
                        gamma: float = GAMMA, outer_steps: int | None = None, estimator: str = "auto",
-                       device: str = "cpu", cache: bool = True, progress: bool = True) -> ScheduleResult:
+                       device: str = "cpu", cache: bool = True, progress: bool = True,
+                       grad_clip: float | None = GRAD_CLIP) -> ScheduleResult:
     """Study 09: every method's schedule over ``outer_steps``, then the test accuracy of its final
     schedule over a few fresh seeds, against cosine annealing. Finished outer steps are cached
     under ``runs/cache/09_fds_lr_schedules/``."""
@@ -147,10 +149,10 @@ def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHO
     for method in methods:
         check_choice("method", method, METHODS)
     torch_device = resolve_device(device)
-    task, test, horizon, note = setting(scale, dataset, torch_device)
+    task, test, horizon, note = setting(scale, dataset, torch_device, grad_clip)
     _, estimator_used = exact_estimator(estimator, torch_device)
     parameters = {"scale": scale, "sizes": SIZES[scale][:4], "dataset": task.name, "W": window, "gamma": gamma,
-                  "horizon": horizon, "momentum": MOMENTUM, "lr_box": LR_BOX, "init": "xavier"}
+                  "horizon": horizon, "momentum": MOMENTUM, "lr_box": LR_BOX, "init": "xavier", "grad_clip": grad_clip}
     store = StudyCache(STUDY, parameters, enabled=cache)  # outer steps are pieces: a longer run reuses them
     parameters["outer_steps"] = steps
     eval_seeds = [10_000 + s for s in range(n_eval)]

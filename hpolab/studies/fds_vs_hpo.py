@@ -51,8 +51,8 @@ from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.studies.common import check_scale
 from hpolab.studies.common import StudyResult
-from hpolab.studies.fds import (HD_HYPERGRAD_LRS, best_hd_run, exact_estimator, hd_training, image_data, image_task,
-                                learn, start_check)
+from hpolab.studies.fds import (GRAD_CLIP, HD_HYPERGRAD_LRS, best_hd_run, exact_estimator, hd_training, image_data,
+                                image_task, learn, start_check)
 from hpolab.studies.fds_claims import CONVERGED_FRAC, ZERO_REGRET
 from hpolab.studies.fds_claims import HPO_CLAIMS as CLAIMS
 from hpolab.validation import check_choice, check_count, check_positive
@@ -131,11 +131,13 @@ class HpoResult(StudyResult):
         return None if curve is None else float(curve[1][-1])
 
 
-def setting(scale: str, device):
-    """(task, test set, hyperparameters learned from 0, box) for the scale."""
+def setting(scale: str, device, grad_clip: float | None = GRAD_CLIP):
+    """(task, test set, hyperparameters learned from 0, box) for the scale; each coordinate of
+    the training gradient clamped to [-grad_clip, grad_clip] (the authors' script for Figure 1: 3)
+    in every method's trainings but HD's."""
     data, model, n_train, n_val, n_test, batch, epochs, per_window, *_ = SIZES[check_scale(scale)]
     split, _ = image_data(data, n_train, n_val, n_test, device)
-    task = image_task(split, model, batch, device, name=f"{model}-{data}")
+    task = image_task(split, model, batch, device, name=f"{model}-{data}", grad_clip=grad_clip)
     horizon = epochs * (n_train // batch) if epochs else WINDOWS * per_window
     hyper = schedule(horizon, lr=0.0, momentum=0.0, weight_decay=0.0, windows={"lr": -(-horizon // WINDOWS)},
                      learn=("lr", "momentum", "weight_decay"), dtype=torch.float32)
@@ -227,7 +229,7 @@ def with_regret_columns(history: History) -> History:
 
 def run_hpo_study(scale: str = "cpu", methods=METHODS, seconds: float | None = None, seeds: int | None = None,
                   estimator: str = "auto", device: str = "cpu", cache: bool = True,
-                  progress: bool = True) -> HpoResult:
+                  progress: bool = True, grad_clip: float | None = GRAD_CLIP) -> HpoResult:
     """Study 11: the grid reference, then every method from every seed for the same budget.
     Each finished method and seed (and each FDS outer step) is cached under
     ``runs/cache/11_fds_vs_hpo/``."""
@@ -238,10 +240,11 @@ def run_hpo_study(scale: str = "cpu", methods=METHODS, seconds: float | None = N
     for name in methods:
         check_choice("method", name, METHODS)
     torch_device = resolve_device(device)
-    task, test, hyper, limits = setting(scale, torch_device)
+    task, test, hyper, limits = setting(scale, torch_device, grad_clip)
     _, estimator_used = exact_estimator(estimator, torch_device)
     parameters = {"scale": scale, "sizes": SIZES[scale][:8], "seconds": budget, "horizon": hyper.horizon,
-                  "gammas": GAMMAS, "ranges": RANGES, "grid": GRID, "init": "xavier", "converged_frac": CONVERGED_FRAC}
+                  "gammas": GAMMAS, "ranges": RANGES, "grid": GRID, "init": "xavier", "converged_frac": CONVERGED_FRAC,
+                  "grad_clip": grad_clip}
     store = StudyCache(STUDY, parameters, enabled=cache)
     parameters["seeds"] = n_seeds
     with progress_bar(total=len(methods) * n_seeds + 1, desc="grid, methods", disable=not progress) as bar:

@@ -11,7 +11,9 @@ INTRO = """\
 LeNet trains for T = 250 steps of SGD (batch 128, momentum β = 0.9, no weight decay) with a
 fixed learning-rate schedule: cosine annealing from α = 0.01 to 0. The paper says only that
 the schedule is "initialized to small values"; this one is the default of the authors'
-script for Figure 2, not a value picked here. For each **seed** (its own Xavier
+script for Figure 2, not a value picked here. As in that script, every coordinate of the
+training gradient is clamped to [−1, 1] before the SGD update (the paper's text does not say;
+the hypergradients differentiate the clamped step). For each **seed** (its own Xavier
 initialization and data order) the study computes the hypergradient of every step's
 learning rate in two ways:
 

@@ -26,9 +26,11 @@ default step of the authors' code. A *start check* (one training per candidate, 
 result) keeps it only if two steps of it from 0 still train (validation loss below 0.9 of the
 untrained network's), else takes γ/3, then γ/10: a step into a dead or diverged network is
 never undone, because the hypergradient there has no sign to flip. The table below shows every
-candidate tried. A training that still diverges sends the rates halfway back to the last ones
-that trained, with halved steps (the paper does not say; the authors' code clamps inner
-gradients instead).
+candidate tried. As in the authors' code (`main.py`: `clamp_grads_range` 3), every
+coordinate of the training gradient is clamped to [−3, 3] before the SGD update, in every
+training here (the paper's text does not say; the hypergradients differentiate the clamped
+step). A training that still diverges sends the rates halfway back to the last ones that
+trained, with halved steps (the paper does not say what its loop does then).
 The reference is **cosine annealing**,
 its peak the best of 0.01, 0.03 and 0.1 on the validation loss (all three are shown below).
 Each final schedule is evaluated by its test accuracy from fresh seeds.

@@ -16,9 +16,11 @@ step trains from scratch and takes a sign-based step inside section 5.4's ranges
 the stopping rule (every step below 5 % of its value) are those of the authors' script for
 Figure 4 (the paper's text gives none of them). A *start check* keeps those γ only if two
 steps of them from 0 still train, else scales them by 1/3 or 1/10 (shown below, with every
-candidate tried). A training that diverges sends the hyperparameters halfway back to the last
-ones that trained, with halved steps (the paper does not say; the authors' code clamps inner
-gradients instead).
+candidate tried). As in that script (`clamp_grads_range` 3), every coordinate of FDS's
+training gradient is clamped to [−3, 3] before the SGD update (the hypergradients
+differentiate the clamped step). A training that still diverges sends the hyperparameters
+halfway back to the last ones that trained, with halved steps (the paper does not say what
+its loop does then).
 
 **HD** (hypergradient descent, the greedy alternative, Baydin et al.) adapts α online from 0
 in one training. It learns α only, so it is *given* β = 0.9 and ξ = 5·10⁻⁴, the usual WRN

@@ -17,9 +17,11 @@ seventh of the run) in [−1, 1], **one momentum** in [−1.5, 1.5] and **one we
   (the paper's text gives neither); a *start check* keeps γ only if two steps of it from 0
   still train, else scales it by 1/3 or 1/10 (shown below). That script also trains early
   outer steps on smaller budgets; here every outer step trains the full run, which can only
-  slow FDS down. A diverged training sends FDS halfway back to the last hyperparameters that
-  trained, with halved steps (the paper does not say; the authors' code clamps inner
-  gradients instead);
+  slow FDS down. As in that script (`clamp_grads_range` 3), every coordinate of the training
+  gradient is clamped to [−3, 3] before the SGD update, in the trainings of FDS, of the
+  black-box methods and of the grid (not HD's). A diverged training sends FDS halfway back
+  to the last hyperparameters that trained, with halved steps (the paper does not say what
+  its loop does then);
 * **random search**, **Bayesian optimization** (Optuna's GP sampler), **Hyperband** (random
   points, Optuna's Hyperband pruner over training steps) and a **BOHB-like** method (TPE with
   the same pruner), in `hpolab.methods.blackbox` (the paper: HpBandSter's RS, BO, HB, BOHB);
