@@ -114,7 +114,7 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
 
     The folder (``runs/<notebook>/<scale>-<time>/`` unless ``output`` is given) receives
     the executed notebook, ``run.json`` (scale, start, wall time, status, parameters), the
-    study's ``summary.csv``, ``histories.csv``, ``claims.csv`` and ``parameters.json``
+    study's ``summary.csv``, ``histories.csv.gz``, ``claims.csv`` and ``parameters.json``
     (through the notebook's ``results_dir`` parameter) and, with ``report``, an offline HTML
     report with the figures.
 
@@ -161,7 +161,8 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
     record = write_run_record(folder, path.stem, scale_run, started, time.perf_counter() - clock, "finished", values)
     drop_widget_state(executed)
     written = {"notebook": executed, "run": record}
-    written.update({p.stem: p for p in sorted(folder.glob("*.csv"))})
+    tables = [*folder.glob("*.csv"), *folder.glob("*.csv.gz")]
+    written.update({p.name.split(".")[0]: p for p in sorted(tables)})
     if report:
         from hpolab.report import export_html
 

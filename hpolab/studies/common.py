@@ -27,13 +27,14 @@ class StudyResult:
     parameters: dict = field(default_factory=dict)
 
     def save(self, directory: str | Path) -> dict[str, Path]:
-        """Write ``summary.csv``, ``histories.csv`` (tidy, every step of every run) and
-        ``parameters.json`` into ``directory``; returns their paths."""
+        """Write ``summary.csv``, ``histories.csv.gz`` (tidy, every step of every run; gzip, which
+        ``pandas.read_csv`` reads as it is) and ``parameters.json`` into ``directory``; returns
+        their paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = {
             "summary": directory / "summary.csv",
-            "histories": directory / "histories.csv",
+            "histories": directory / "histories.csv.gz",
             "parameters": directory / "parameters.json",
         }
         self.summary.to_csv(paths["summary"], index=False)
