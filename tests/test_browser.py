@@ -60,19 +60,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def smoke_copy(folder: Path) -> Path:
-    """The notebook with its parameters cell set to PARAMETERS (other lines kept)."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+def smoke_copy(folder: Path, source: Path = NOTEBOOK, parameters: dict = PARAMETERS, panel_only: bool = False) -> Path:
+    """The notebook with its parameters cell set to ``parameters`` (other lines kept). With
+    ``panel_only``, only the parameters cell, the imports cell after it and the panel's cell
+    are kept: the panel is what the test drives, the study's own runs are not needed."""
+    notebook = nbformat.read(source, as_version=4)
     (cell,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     lines = []
     for line in cell.source.splitlines():
         name = line.split(":", 1)[0].strip()
-        if name in PARAMETERS:
+        if name in parameters:
             kind = line.split(":", 1)[1].split("=", 1)[0].strip()
-            line = f"{name}: {kind} = {json.dumps(PARAMETERS[name])}"
+            line = f"{name}: {kind} = {json.dumps(parameters[name])}"
         lines.append(line)
     cell.source = "\n".join(lines)
-    path = folder / NOTEBOOK.name
+    if panel_only:
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        start = code.index(cell)
+        notebook.cells = [cell, code[start + 1], next(c for c in code if "panel(globals()" in c.source)]
+    path = folder / source.name
     nbformat.write(notebook, path)
     return path
 
@@ -93,9 +99,14 @@ def write_settings(folder: Path) -> None:
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server on a free local port serving a smoke copy of the notebook."""
+    yield from serve(tmp_path, smoke_copy)
+
+
+def serve(tmp_path, make_copy):
+    """Run JupyterLab on a free local port over ``make_copy(folder)``'s notebook; yields its URL."""
     root = tmp_path / "notebooks"
     root.mkdir()
-    notebook = smoke_copy(root)
+    notebook = make_copy(root)
     write_settings(tmp_path / "settings")
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
@@ -214,3 +225,126 @@ def test_panel_run_in_jupyterlab_adds_a_live_trace_for_the_new_p(lab, page):
     assert error_outputs(page) == []
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0
     print(f"browser test: {time.monotonic() - started:.0f} s")
+
+
+# --- one notebook of each family, through its panel only -------------------------------------
+
+def open_and_run_all(page, url) -> None:
+    """Open a notebook in JupyterLab, run every cell, wait until the panel is drawn and idle."""
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
+    page.wait_for_function("""() => {
+        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;
+        return kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+    }""", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.locator(".hpolab-panel .hpolab-run").wait_for(state="visible", timeout=300_000)
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status "
+                           "=== 'idle'", timeout=300_000)
+
+
+def set_number(page, name: str, value) -> None:
+    """Type ``value`` into the panel's number box ``name`` (a BoundedIntText / FloatText)."""
+    box = page.locator(f".hpolab-panel .hpolab-control-{name} input")
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_function("([name, value]) => document.querySelector(`.hpolab-panel .hpolab-control-${name} input`)"
+                           ".value === value", arg=[name, str(value)])
+
+
+def run_and_wait(page, wanted: str, timeout: int = 240_000) -> dict:
+    """Press Run, wait for a line whose name holds ``wanted`` to have points and for the run to
+    end; returns that line (name, x, y) and the status text."""
+    page.locator(".hpolab-panel .hpolab-run").click()
+    page.wait_for_function("""(wanted) => Array.from(document.querySelectorAll('.hpolab-panel .js-plotly-plot'))
+        .some(gd => (gd.data || []).some(t => String(t.name || '').includes(wanted) && (t.x || []).length > 0))""",
+                           arg=wanted, timeout=timeout)
+    page.wait_for_function("() => !document.querySelector('.hpolab-panel .hpolab-run').disabled", timeout=timeout)
+    line = page.evaluate("""(wanted) => Array.from(document.querySelectorAll('.hpolab-panel .js-plotly-plot'))
+        .flatMap(gd => (gd.data || []).map(t => ({name: String(t.name || ''), x: Array.from(t.x || []),
+                                                   y: Array.from(t.y || []), xaxis: gd.layout.xaxis.title.text})))
+        .filter(t => t.name.includes(wanted)).pop()""", arg=wanted)
+    line["status"] = page.locator(".hpolab-panel .hpolab-status").inner_text()
+    return line
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".hpolab-panel").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def assert_clean(page, line: dict) -> None:
+    assert not line["status"].startswith("error"), line["status"]
+    assert error_outputs(page) == []
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0
+
+
+def panel_lab(tmp_path, name: str, parameters: dict):
+    source = ROOT / "notebooks" / f"{name}.ipynb"
+    return serve(tmp_path, lambda folder: smoke_copy(folder, source, parameters, panel_only=True))
+
+
+@pytest.fixture
+def hozog_lab(tmp_path):
+    yield from panel_lab(tmp_path, "04_hozog_dnn_lr", {"scale": "smoke"})
+
+
+def test_hozog_panel_takes_q_and_mu_and_draws_the_loss_against_wall_time(hozog_lab, page):
+    open_and_run_all(page, hozog_lab)
+    set_number(page, "q", 2)
+    set_number(page, "seconds", 4)
+    line = run_and_wait(page, "q=2")
+    screenshot(page, "04_hozog_dnn_lr")
+    assert "mu=" in line["name"] and "method=hozog" in line["name"]
+    assert line["x"] == sorted(line["x"]) and line["x"][-1] > 0  # wall time grows
+    assert "wall" in (line["xaxis"] or "")
+    assert_clean(page, line)
+
+
+@pytest.fixture
+def fds_lab(tmp_path):
+    yield from panel_lab(tmp_path, "09_fds_lr_schedules", {"scale": "smoke"})
+
+
+def test_fds_panel_takes_the_window_and_draws_one_point_per_outer_step(fds_lab, page):
+    open_and_run_all(page, fds_lab)
+    set_number(page, "W", 5)
+    set_number(page, "outer_steps", 2)
+    line = run_and_wait(page, "W=5")
+    screenshot(page, "09_fds_lr_schedules")
+    assert len(line["x"]) == 3  # the start and two outer steps
+    assert all(0 <= y <= 1 for y in line["y"])  # test accuracy
+    assert_clean(page, line)
+
+
+@pytest.fixture
+def hd_lab(tmp_path):
+    yield from panel_lab(tmp_path, "06_hd_vs_decay", {"scale": "smoke"})
+
+
+def test_hd_panel_runs_the_optimizer_chosen(hd_lab, page):
+    open_and_run_all(page, hd_lab)
+    page.locator(".hpolab-panel .hpolab-control-optimizer select").select_option(label="Adam")
+    line = run_and_wait(page, "optimizer=adam")
+    screenshot(page, "06_hd_vs_decay")
+    assert "schedule=hd" in line["name"] and len(line["x"]) > 1
+    assert_clean(page, line)
+
+
+def test_stop_ends_a_run_and_keeps_its_rows(lab, page):
+    open_and_run_all(page, lab)
+    set_number(page, "iterations", 200_000)
+    page.locator(".hpolab-panel .hpolab-run").click()
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('.hpolab-panel .js-plotly-plot'))
+        .some(gd => (gd.data || []).some(t => (t.x || []).length > 5))""", timeout=120_000)
+    page.locator(".hpolab-panel .hpolab-stop").click()
+    page.wait_for_function("() => !document.querySelector('.hpolab-panel .hpolab-run').disabled", timeout=60_000)
+    status = page.locator(".hpolab-panel .hpolab-status").inner_text()
+    points = page.evaluate("""() => Array.from(document.querySelectorAll('.hpolab-panel .js-plotly-plot'))
+        .flatMap(gd => (gd.data || []).map(t => (t.x || []).length)).pop()""")
+    screenshot(page, "01_jd_sphere_stopped")
+    assert "stopped" in status, status
+    assert points > 5
