@@ -50,12 +50,13 @@ def find(name: str | Path) -> Path:
 
 
 class BadParameter(ValueError):
-    """A notebook rejected a parameter's value before doing any work (its one-line message).
+    """A notebook refused to start: a parameter's value it rejects, or data it cannot find,
+    before doing any work. The message is one line (the first of the notebook's own).
 
     ``ename`` / ``evalue`` are the notebook's own exception, as papermill's errors carry them."""
 
     def __init__(self, notebook: str, ename: str, evalue: str):
-        super().__init__(f"{notebook}: {evalue}")
+        super().__init__(f"{notebook}: {evalue.strip().splitlines()[0]}")
         self.ename, self.evalue = ename, evalue
 
 
@@ -144,10 +145,12 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
         with bars:
             papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
                                        cwd=str(path.parent), progress_bar=False,
+                                       extra_arguments=["--log-level=CRITICAL"],  # the kernel's own log lines
                                        stdout_file=sys.stdout if progress else None,
                                        stderr_file=sys.stderr if progress else None)
     except papermill.PapermillExecutionError as error:
-        if error.ename == "ValueError" and " must " in error.evalue and not any(folder.glob("*.csv")):
+        refused = error.ename == "ValueError" and " must " in error.evalue or error.ename == "DataNotFoundError"
+        if refused and not any(folder.glob("*.csv")):
             if output is None:  # nothing ran: leave no half-empty run folder behind
                 shutil.rmtree(folder, ignore_errors=True)
                 with contextlib.suppress(OSError):

@@ -93,6 +93,16 @@ def network_settings(network: str, scale: str) -> Network:
     return paper._replace(epochs=epochs, mu=paper.mu * math.sqrt(epochs / paper.epochs))
 
 
+def hozog_settings(network: str, scale: str, q: int | None = None, mu: float | None = None,
+                   gamma: float | None = None) -> Network:
+    """HOZOG's (epochs, q, mu, gamma) for ``network``: the scale's Table 2 values, each replaced by
+    the one given (checked: q >= 1, mu > 0, gamma > 0)."""
+    table = network_settings(network, scale)
+    return Network(table.epochs, table.q if q is None else check_count("q", q, 1),
+                   table.mu if mu is None else check_positive("mu", mu),
+                   table.gamma if gamma is None else check_positive("gamma", gamma))
+
+
 def build_network(network: str, scale: str) -> nn.Module:
     check_choice("network", network, PAPER_NETWORKS)
     if network == "cnn":
@@ -188,6 +198,7 @@ def run_schedule_study(scale: str = "cpu", networks: Sequence[str] | None = None
     elif "hozog" not in methods:
         raise ValueError("seconds must be given (> 0) when hozog is not among the methods: the black-box "
                          "methods' wall time is otherwise the time HOZOG's meta-iterations took")
+    chosen = {network: hozog_settings(network, scale, q, mu, gamma) for network in networks}
     torch_device = resolve_device(device)
     batch_runs = batch_hozog_runs(batched, torch_device)
     split = cifar_split(sizes.n_train, sizes.n_val, sizes.n_test, torch_device)
@@ -196,10 +207,7 @@ def run_schedule_study(scale: str = "cpu", networks: Sequence[str] | None = None
     with hozog_executor(address) as executor, \
             progress_bar(total=len(networks) * len(order), desc="runs", disable=not progress) as bar:
         for network in networks:
-            table = network_settings(network, scale)
-            settings = Network(table.epochs, table.q if q is None else check_count("q", q, 1),
-                               table.mu if mu is None else check_positive("mu", mu),
-                               table.gamma if gamma is None else check_positive("gamma", gamma))
+            settings = chosen[network]
             used[network] = settings._asdict()
             task, hyper, test = schedule_setting(scale, network, torch_device, split=split)
             limits = box(hyper, {"lr": SCHEDULE_BOX})
@@ -240,8 +248,10 @@ def run_schedule_study(scale: str = "cpu", networks: Sequence[str] | None = None
     return StudyResult(histories, summary, parameters)
 
 
-def settings_table(scale: str, networks: Sequence[str] | None = None) -> pd.DataFrame:
-    """The setting a run at ``scale`` uses next to the paper's, one row per setting."""
+def settings_table(scale: str, networks: Sequence[str] | None = None, q: int | None = None,
+                   mu: float | None = None, gamma: float | None = None) -> pd.DataFrame:
+    """The setting a run at ``scale`` uses next to the paper's, one row per setting (``q``, ``mu``,
+    ``gamma``: the run's overrides, as in :func:`run_schedule_study`)."""
     sizes, paper = SCHEDULE_SCALES[check_scale(scale)], SCHEDULE_SCALES["paper"]
     rows = [("training / validation / test images", "50000 (validation split not stated) / 10000",
              f"{sizes.n_train} / {sizes.n_val} / {sizes.n_test}"),
@@ -254,7 +264,7 @@ def settings_table(scale: str, networks: Sequence[str] | None = None) -> pd.Data
             ("learning-rate box (black-box methods, HOZOG's projection)", "not stated", str(list(SCHEDULE_BOX))),
             ("starting schedule", "not stated", f"{INITIAL_LR} every epoch")]
     for network in networks or DEFAULT_NETWORKS[scale]:
-        mine, theirs = network_settings(network, scale), PAPER_NETWORKS[network]
+        mine, theirs = hozog_settings(network, scale, q, mu, gamma), PAPER_NETWORKS[network]
         rows.append((f"{network}: epochs (learning rates), q, mu, gamma",
                      f"{theirs.epochs}, {theirs.q}, {theirs.mu:g}, {theirs.gamma:g}"
                      + (" (mu from a garbled cell, gamma illegible: the other networks')" if network == "cnn" else ""),
