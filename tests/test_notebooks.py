@@ -54,6 +54,15 @@ def test_smoke_reference_is_in_sync_with_its_notebook(source):
     assert not errors
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_smoke_reference_shows_no_stderr_progress_lines(source):
+    """The references are smoke runs through papermill, as `hpolab run` makes them: a
+    progress bar there would be a block of red stderr lines in every report."""
+    reference = nbformat.read(ROOT / "tests" / "notebooks" / source.name, as_version=4)
+    streams = [o for c in reference.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert not [o["text"][:80] for o in streams if "it/s]" in o["text"] or "%|" in o["text"]]
+
+
 def test_hpolab_run_at_smoke_writes_notebook_tables_and_offline_report(tmp_path):
     written = notebooks.execute("01_jd_sphere", {"iterations": 30, "functions": ["sphere"]}, scale="smoke",
                                 output=tmp_path / "run", progress=False)
