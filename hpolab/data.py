@@ -87,6 +87,22 @@ def load_cifar10(train: bool = True, root: str | os.PathLike | None = None, down
     return full
 
 
+def cifar10_copy(root: str | os.PathLike | None = None) -> str:
+    """Which CIFAR-10 copy :func:`load_cifar10` reads: ``"full"`` (50000 / 10000 images) or
+    ``"partial"`` (5085 / 1017); a study records it next to its results."""
+    return "partial" if getattr(load_cifar10(True, root=root, download=False), "partial", False) else "full"
+
+
+def require_full_cifar10(why: str, root: str | os.PathLike | None = None) -> None:
+    """Refuse the partial CIFAR-10 copy for work that needs all 50000 training images
+    (``why`` says which), with a message that says where to put the full set."""
+    if cifar10_copy(root) == "partial":
+        raise DataNotFoundError(
+            f"{why} needs the full CIFAR-10 (50000 training images); only the partial copy (5085) is in "
+            f"{data_root(root) / CIFAR10_PARTIAL_DIR}. Put cifar-10-python.tar.gz (from "
+            f"https://www.cs.toronto.edu/~kriz/cifar.html) in {data_root(root)}, see data/README.md.")
+
+
 def load_svhn(split: str = "train", root: str | os.PathLike | None = None, download: bool = True) -> SVHN:
     """torchvision's SVHN split (``train``, ``test`` or ``extra``) from ``<root>/SVHN/``."""
     if split not in SVHN.split_list:

@@ -71,3 +71,15 @@ def test_an_unreachable_scheduler_is_one_clear_error():
     with pytest.raises(ValueError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         with cluster("tcp://127.0.0.1:9", timeout=2):
             pass
+
+
+def test_hozog_replicas_start_on_the_device_asked_for(monkeypatch):
+    """With several GPUs, device="cuda:1" puts cuda:1's replica first: the estimate and the
+    final weights come back there, not on cuda:0 (nothing else would know to move them)."""
+    from hpolab.studies.hozog import device_replicas
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    assert device_replicas(lambda d: d, torch.device("cuda", 1)) == [torch.device("cuda", i) for i in (1, 0, 2)]
+    assert device_replicas(lambda d: d, torch.device("cuda")) == [torch.device("cuda", i) for i in (2, 0, 1)]
+    assert device_replicas(lambda d: d, torch.device("cpu")) is None

@@ -213,7 +213,7 @@ def test_schedule_panel_draws_live_and_its_plot_menu_switches_to_a_learned_rate(
 @pytest.mark.skipif(not (data_root() / "cifar10_partial").exists() or (data_root() / "cifar-10-batches-py").exists(),
                     reason="needs the partial CIFAR-10 copy (and not the full one) in data/")
 def test_paper_scale_on_the_partial_cifar_copy_says_the_full_one_is_needed():
-    with pytest.raises(ValueError, match="full cifar-10-python.tar.gz"):
+    with pytest.raises(FileNotFoundError, match="needs the full CIFAR-10 .* cifar-10-python.tar.gz"):
         fds.image_data("cifar10", 45_000, 5_000, None, "cpu")
 
 

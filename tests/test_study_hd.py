@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hpolab import claims
+from hpolab.data import DataNotFoundError, data_root
 from hpolab.history import History
 from hpolab.optim import SGDHD, AdamHD
 from hpolab.studies import hd_vs_decay
@@ -472,3 +473,25 @@ def test_curve_shape_reads_valley_width_and_rises():
     edge = hc.shape(LRS, [0.1, 0.2, 0.3, 0.4, 0.5])
     assert math.isnan(edge.rise_left) and math.isnan(edge.asymmetry)
     assert not hc.wider(0.2320, 0.2319) and not hc.wider(0.0, 0.0) and hc.wider(0.5, 0.2)
+
+
+PARTIAL_ONLY = pytest.mark.skipif(
+    not (data_root() / "cifar10_partial").is_dir() or (data_root() / "cifar-10-batches-py").is_dir(),
+    reason="needs the partial CIFAR-10 copy (and not the full set) in data/")
+
+
+@PARTIAL_ONLY
+@pytest.mark.parametrize("run", [hd_vs_decay.run_study, hd_vs_decay.run_sensitivity])
+def test_paper_scale_refuses_the_partial_cifar10_copy_before_training(run):
+    with pytest.raises(DataNotFoundError, match=r"needs the full CIFAR-10 .* cifar-10-python\.tar\.gz"):
+        run("paper", progress=False, cache=False)
+
+
+@PARTIAL_ONLY
+def test_cpu_scale_says_it_trains_on_the_partial_copy(monkeypatch):
+    monkeypatch.setattr(hd_vs_decay, "_group", lambda trainer, settings, seeds, desc: {s: [] for s in settings})
+    monkeypatch.setattr(hd_vs_decay, "tuning_table", lambda grid, runs: None)
+    monkeypatch.setattr(hd_vs_decay, "chosen_settings", lambda tuning: [])
+    monkeypatch.setattr(hd_vs_decay, "compare", lambda final, runs: pd.DataFrame())
+    result = hd_vs_decay.run_study("cpu", tasks=["cifar-cnn"], schedules=["decay"], progress=False, cache=False)
+    assert result.parameters["cifar10"] == "partial"

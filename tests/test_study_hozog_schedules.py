@@ -58,7 +58,7 @@ def test_setting_is_sgd_batch_256_one_rate_per_epoch_re_initialized_from_each_se
 def test_paper_scale_on_the_partial_cifar_copy_says_what_is_missing():
     if (data_root() / "cifar-10-batches-py").exists():
         pytest.skip("the full CIFAR-10 is here")
-    with pytest.raises(ValueError, match="exceeds the .* CIFAR-10 training images"):
+    with pytest.raises(FileNotFoundError, match="45000 training \\+ 5000 validation images needs the full CIFAR-10"):
         study.cifar_split(45_000, 5_000, 10_000)
 
 

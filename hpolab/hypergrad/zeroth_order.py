@@ -141,10 +141,10 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
         else:
             evaluated = validation_losses(task, hyper, points, seed, batched, meter)
         if evaluated.diverged:
-            return diverged_result(evaluated.message, meter, evaluated.thetas[0])
+            return diverged_result(evaluated.message, meter, evaluated.thetas[0].to(theta.device))
         losses = evaluated.losses
         grad = smoothed_gradient(losses[0], losses[1:], u, mu, scale)
-    return Hypergradient(float(losses[0]), grad, meter.cost(), theta=evaluated.thetas[0])
+    return Hypergradient(float(losses[0]), grad, meter.cost(), theta=evaluated.thetas[0].to(theta.device))
 
 
 def zeroth_order(q: int = 5, mu: float = 0.01, directions: str = "gaussian", batched: bool = True,

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from hpolab.cache import StudyCache
-from hpolab.data import DataNotFoundError, as_tensors, load_cifar10, load_mnist, load_svhn
+from hpolab.data import DataNotFoundError, as_tensors, load_cifar10, load_mnist, load_svhn, require_full_cifar10
 from hpolab.history import History, ordered
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
 from hpolab.hypergrad.outer import OuterUpdate, per_entry
@@ -82,10 +82,10 @@ def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, devic
         train_set, test_set = load_cifar10(True, download=False), load_cifar10(False, download=False)
     x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
     if len(y) < n_train + n_val:
-        hint = (" (only the partial CIFAR-10 copy is in the data folder: the paper scale needs the full "
-                "cifar-10-python.tar.gz there, see data/README.md)" if getattr(train_set, "partial", False) else "")
+        if getattr(train_set, "partial", False):
+            require_full_cifar10(f"{n_train} training + {n_val} validation images")
         raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} training images of "
-                         f"{dataset}{hint}")
+                         f"{dataset}")
     x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
     mean = x[:n_train].mean(dim=(0, 2, 3), keepdim=True)
     std = x[:n_train].std(dim=(0, 2, 3), keepdim=True)

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from hpolab.cache import StudyCache
-from hpolab.data import as_tensors, load_cifar10, load_mnist
+from hpolab.data import as_tensors, cifar10_copy, load_cifar10, load_mnist, require_full_cifar10
 from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.optim import SGDHD, AdamHD
@@ -442,11 +442,19 @@ def _group(trainer: Trainer, settings: Sequence[Setting], seeds: int, desc: str)
 
 
 def _tasks(scale: str, tasks, defaults: dict) -> list[str]:
+    """The tasks of a run at ``scale``, checked before any training: each has a size at the
+    scale, and the paper scale's CIFAR-10 tasks find the full set (not the partial copy)."""
     check_scale(scale)
     tasks = list(tasks) if tasks else list(defaults[scale])
     for task in tasks:
         _sizes(scale, task)
+    if scale == "paper" and any(task.startswith("cifar") for task in tasks):
+        require_full_cifar10("studies 06 / 07 at paper scale (VGG-16, ResNet-18)")
     return tasks
+
+
+def _cifar10_copy(tasks: Sequence[str]) -> str | None:
+    return cifar10_copy() if any(task.startswith("cifar") for task in tasks) else None
 
 
 def run_study(scale: str = "cpu", tasks: Sequence[str] | None = None, optimizers: Sequence[str] = OPTIMIZERS,
@@ -484,7 +492,7 @@ def run_study(scale: str = "cpu", tasks: Sequence[str] | None = None, optimizers
     parameters = {"scale": scale, "tasks": tasks, "optimizers": list(optimizers), "schedules": list(schedules),
                   "grids": grids._asdict(), "epochs": {t: trainer.epochs_for(t) for t in tasks},
                   "tuning_seeds": tuning_seeds, "seeds": seeds, "batch_size": batch_size,
-                  "device": str(trainer.device)}
+                  "device": str(trainer.device), "cifar10": _cifar10_copy(tasks)}
     return TunedResult(list(trainer.runs.values()), compare(final, compared), parameters, tuning=tuning)
 
 
@@ -613,7 +621,7 @@ def run_sensitivity(scale: str = "cpu", tasks: Sequence[str] | None = None, opti
     runs = _group(trainer, settings, seeds, "grid")
     parameters = {"scale": scale, "tasks": tasks, "optimizers": list(optimizers), "grids": grids._asdict(),
                   "epochs": {t: trainer.epochs_for(t) for t in tasks}, "seeds": seeds, "batch_size": batch_size,
-                  "device": str(trainer.device)}
+                  "device": str(trainer.device), "cifar10": _cifar10_copy(tasks)}
     return StudyResult(list(trainer.runs.values()), sensitivity(settings, runs), parameters)
 
 
@@ -634,6 +642,7 @@ def run_one(task: str = "mnist-mlp", scale: str = "cpu", optimizer: str = "sgdn"
             lr: float = 0.01, hypergrad_lr: float = 1e-3, epochs: int = 1, seed: int = 0, device: str = "cpu",
             callback=None, should_stop=None) -> History:
     """One training run at the scale's data size (what the widget panel's Run button calls)."""
+    _tasks(scale, [task], {})
     n_train, n_test, _ = _sizes(scale, task)
     torch_device = resolve_device(device)
     data = load_task_data(task, n_train, n_test, torch_device)

@@ -51,11 +51,14 @@ class Split:
 
 
 def device_replicas(build: Callable[[torch.device], object], device: torch.device) -> list | None:
-    """``build(d)`` for every GPU when ``device`` is a GPU and several exist: HOZOG then spreads
-    its q + 1 trainings over them. None otherwise (one device does it all)."""
+    """``build(d)`` for every GPU when ``device`` is a GPU and several exist, ``device`` first
+    (the estimate and the final weights live there): HOZOG then spreads its q + 1 trainings
+    over them. None otherwise (one device does it all)."""
     if device.type != "cuda" or torch.cuda.device_count() < 2:
         return None
-    return [build(torch.device("cuda", index)) for index in range(torch.cuda.device_count())]
+    first = torch.cuda.current_device() if device.index is None else device.index
+    order = [first] + [index for index in range(torch.cuda.device_count()) if index != first]
+    return [build(torch.device("cuda", index)) for index in order]
 
 
 def hozog_executor(address: str = ""):
