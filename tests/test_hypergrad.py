@@ -82,14 +82,16 @@ def test_forward_and_reverse_match_finite_differences_on_mlp(window, batch_norm)
     assert forward.loss == pytest.approx(reverse.loss, rel=1e-12)
 
 
-def test_forward_reverse_and_implicit_agree_on_logistic_regression():
+def test_every_registered_gradient_estimator_agrees_on_logistic_regression():
     task = logistic_task()
     hyper = schedule(400, lr=1.0, momentum=0.5, learn=("log_l2",), log_l2=-3.0)  # trains to the minimizer
     fd = finite_differences(task, hyper)
-    results = {name: make_estimator(name)(task, hyper, 0) for name in ("forward", "reverse", "implicit")}
+    names = ("forward", "reverse", "unrolled-forward", "implicit")
+    results = {name: make_estimator(name)(task, hyper, 0) for name in names}
     for result in results.values():
         assert relative(result.grad, fd) < 1e-4
     assert relative(results["forward"].grad, results["reverse"].grad) < 1e-6
+    assert relative(results["unrolled-forward"].grad, results["reverse"].grad) < 1e-6
     assert relative(results["implicit"].grad, results["forward"].grad) < 1e-6
 
 

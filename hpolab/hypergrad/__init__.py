@@ -3,13 +3,14 @@
 Every estimator has one interface, ``estimate(task, hyperparameters, seed) -> Hypergradient``
 (validation loss, hypergradient, cost record):
 
-=================  ====================================================================
-``forward``        forward mode, memory independent of T; FDS with windows W, RFHO FOR with W = 1
-``greedy``         forward mode over chunks of H steps (H = 1: hypergradient descent's setting)
-``reverse``        backpropagation through the unrolled run (RFHO REV); memory grows with T
-``implicit``       HOAG: implicit differentiation at the L-BFGS minimizer (training-loss terms only)
-``zeroth-order``   HOZOG: q + 1 trainings, batched with vmap
-=================  ====================================================================
+======================  =================================================================================
+``forward``             forward mode, memory independent of T; FDS with windows W, RFHO FOR with W = 1
+``greedy``              forward mode over chunks of H steps (H = 1: hypergradient descent's setting)
+``reverse``             backpropagation through the unrolled run (RFHO REV); memory grows with T
+``unrolled-forward``    forward mode through any inner optimizer (SGD, Adam); memory flat in T
+``implicit``            HOAG: implicit differentiation at the L-BFGS minimizer (training-loss terms only)
+``zeroth-order``        HOZOG: q + 1 trainings, batched with vmap
+======================  =================================================================================
 """
 
 import warnings
@@ -22,6 +23,7 @@ from hpolab.hypergrad.result import Estimator, Hypergradient
 from hpolab.hypergrad.reverse import reverse_mode
 from hpolab.hypergrad.task import FlatModel, InnerTask, classification_task
 from hpolab.hypergrad.unroll import train
+from hpolab.hypergrad.unrolled_forward import unrolled_forward
 from hpolab.hypergrad.zeroth_order import validation_losses, zeroth_order
 from hpolab.validation import check_choice
 
@@ -33,6 +35,7 @@ ESTIMATORS = {
     "forward": forward_mode,
     "greedy": greedy,
     "reverse": reverse_mode,
+    "unrolled-forward": unrolled_forward,
     "implicit": implicit,
     "zeroth-order": zeroth_order,
 }
@@ -48,5 +51,5 @@ __all__ = [
     "ESTIMATORS", "SCHEDULES", "Estimator", "FlatModel", "Hypergradient", "Hyperparameters", "InnerTask",
     "OuterState", "OuterUpdate", "box", "classification_task", "forward_mode", "gradient_descent", "greedy",
     "implicit", "make_estimator", "per_entry", "reverse_mode", "schedule", "sign_descent", "train",
-    "validation_losses", "zeroth_order",
+    "unrolled_forward", "validation_losses", "zeroth_order",
 ]

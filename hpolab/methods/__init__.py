@@ -1,11 +1,14 @@
 """The methods, each a factory returning a :class:`~hpolab.protocol.Method`.
 
 ``METHODS`` maps the names used by notebooks, histories and the widget panel to the
-factories; :func:`make_method` builds one by name.
+factories; :func:`make_method` builds one by name. The tuners of training runs
+(:class:`~hpolab.hypergrad.task.InnerTask`) are here too: :func:`hypergradient_descent`
+(any estimator of :mod:`hpolab.hypergrad`) and :func:`hoag` (HOAG, Pedregosa 2016).
 """
 
 from hpolab.methods.accelerated_joint_descent import accelerated_joint_descent, unbiased_joint_gradient
 from hpolab.methods.alternating import alternating_bayesian, alternating_zeroth_order
+from hpolab.methods.hoag import hoag
 from hpolab.methods.hypergradient_descent import hypergradient_descent
 from hpolab.methods.joint_descent import gradientless_step, joint_descent
 from hpolab.methods.online_hypergradient import learning_rate_problem, online_hypergradient
@@ -36,6 +39,7 @@ __all__ = [
     "alternating_bayesian",
     "alternating_zeroth_order",
     "gradientless_step",
+    "hoag",
     "hypergradient_descent",
     "learning_rate_problem",
     "online_hypergradient",
