@@ -4,8 +4,15 @@ Run by hand from the repository root (about 4 minutes on 2 cores; ``--quick``: a
 
     .venv/bin/python benchmarks/hypergrad.py [--quick]
 
-Three claims of ``hpolab.hypergrad`` are measured, each against a target:
+Four claims of ``hpolab.hypergrad`` are measured, each against a target:
 
+0. **Against what a user would run instead: a plain torch loop.** ``nn.Module`` +
+   ``torch.optim.SGD`` (momentum, weight decay, the step's learning rate set per window),
+   the same weights at the start and the same batches, checked to end at the same weights;
+   then ``train`` (no hypergradient; one run, and q + 1 = 9 runs batched with ``vmap``
+   against nine plain loops), ``reverse`` and ``forward`` hypergradients, each as a ratio
+   to the plain loop's time, on the 7k / 57k MLPs and on LeNet (the FDS studies' model, 28 x 28
+   inputs). Targets (issue 16): ``train`` <= 1.15x, reverse <= 3x.
 1. **Forward mode vs a per-column recursion.** ``forward_hypergradient`` pushes the K
    tangent columns of d theta / d alpha through each SGD step with one gradient and one
    batched double-backward (``is_grads_batched``).
@@ -50,11 +57,13 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hpolab.hypergrad import classification_task, schedule, train, validation_losses
 from hpolab.hypergrad.forward import forward_hypergradient
 from hpolab.hypergrad.reverse import reverse_hypergradient
+from hpolab.models import lenet
 
 INPUTS, CLASSES, BATCH = 64, 10, 64
 MODELS = {"7k": (80, 20), "57k": (256, 150)}  # hidden layer widths of the two MLPs
@@ -99,6 +108,69 @@ def lr_schedule(horizon: int, k: int, dtype=torch.float64):
     n = math.ceil(horizon / window)
     return schedule(horizon, lr=torch.linspace(LR, 0.5 * LR, n, dtype=dtype), momentum=MOMENTUM,
                     weight_decay=WEIGHT_DECAY, windows={"lr": window}, learn=("lr",), dtype=dtype)
+
+
+# ------------------------------------------------------------ 0. the plain torch loop
+
+def lenet_task(dtype=torch.float32):
+    """LeNet on synthetic 28 x 28 images (the FDS studies' model; the data only set the cost)."""
+    torch.manual_seed(SEED)
+    generator = torch.Generator().manual_seed(3)
+    x, x_val = torch.randn(2048, 1, 28, 28, generator=generator), torch.randn(512, 1, 28, 28, generator=generator)
+    y, y_val = torch.randint(0, CLASSES, (2048,), generator=generator), torch.randint(0, CLASSES, (512,), generator=generator)
+    return classification_task(lenet(), (x, y), (x_val, y_val), batch_size=BATCH, dtype=dtype, name="lenet")
+
+
+PLAIN_MODELS = {"7k": lambda: make_task("7k"), "57k": lambda: make_task("57k"), "lenet": lenet_task}
+
+
+def module_for(name: str) -> nn.Module:
+    return lenet() if name == "lenet" else mlp(MODELS[name])
+
+
+def plain_loop(name: str, task, hyper, seed: int = SEED):
+    """What a user writes: ``nn.Module`` + ``torch.optim.SGD``, the same start, batches and
+    per-step learning rates as ``train(task, hyper, seed)``. Returns a function that trains
+    once and returns the final weights as one vector."""
+    module = module_for(name)
+    theta0 = task.init(seed)
+    batches = task.batches(seed, hyper.horizon)
+    rates = hyper.values["lr"].tolist()
+    window = hyper.windows.get("lr", hyper.horizon)
+    x_train, y_train = task.data
+
+    def run() -> torch.Tensor:
+        torch.nn.utils.vector_to_parameters(theta0, module.parameters())
+        optimizer = torch.optim.SGD(module.parameters(), lr=rates[0], momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        for t in range(hyper.horizon):
+            optimizer.param_groups[0]["lr"] = rates[t // window]
+            index = batches[t]
+            loss = F.cross_entropy(module(x_train[index]), y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return torch.nn.utils.parameters_to_vector(module.parameters()).detach()
+
+    return run
+
+
+def against_plain_loop(name: str, horizon: int, k: int, q: int, repeats: int) -> dict:
+    """The plain loop's time and every ratio to it; the plain loop and ``train`` are first
+    checked to end at the same weights (these calls are also the warm-up)."""
+    task, hyper = PLAIN_MODELS[name](), lr_schedule(horizon, k, torch.float32)
+    plain = plain_loop(name, task, hyper)
+    check = relative(train(task, hyper, SEED).theta, plain())
+    points = zeroth_order_points(hyper, q).float()
+    validation_losses(task, hyper, points, SEED, batched=True)
+    reverse_hypergradient(task, hyper, SEED), forward_hypergradient(task, hyper, SEED)
+    plain_s = best_time(plain, repeats)
+    times = {"train": best_time(lambda: train(task, hyper, SEED), repeats),
+             "train, 9 runs in one vmap / 9 plain loops": best_time(
+                 lambda: train(task, hyper, SEED, points), repeats) / (q + 1),
+             "reverse": best_time(lambda: reverse_hypergradient(task, hyper, SEED), repeats),
+             "forward": best_time(lambda: forward_hypergradient(task, hyper, SEED), repeats)}
+    return {"model": name, "weights": sum(p.numel() for p in module_for(name).parameters()), "T": horizon, "K": k,
+            "check": check, "plain_s": plain_s, "ratios": {key: value / plain_s for key, value in times.items()}}
 
 
 # ------------------------------------------------------------------ 1. the FDS reference
@@ -229,7 +301,7 @@ def verdict(value: float, target: float) -> str:
     return f"target <= {target:g}x: {'met' if value <= target else 'NOT MET'}"
 
 
-def main(quick: bool) -> None:
+def main(quick: bool, plain_only: bool = False) -> None:
     T1, T2, T3 = (100, (50, 500), 50) if quick else (400, (200, 2000), 200)
     repeats, runs = (1, 1) if quick else (3, 3)
     started = time.perf_counter()
@@ -238,6 +310,23 @@ def main(quick: bool) -> None:
     print("tanh MLPs " + ", ".join(f"{'-'.join(map(str, (INPUTS, *MODELS[m], CLASSES)))} ({m}: D = {weight_count(m)})"
                                    for m in MODELS) + f", batch {BATCH}, synthetic data")
     rows = []
+
+    print(f"\n0. against a plain nn.Module + torch.optim.SGD loop (same start, batches, rates; T={T1}, "
+          f"best of {repeats})")
+    targets = {"train": 1.15, "train, 9 runs in one vmap / 9 plain loops": 1.15, "reverse": 3.0, "forward": None}
+    for name in PLAIN_MODELS:
+        for k in (5, 20):
+            r = against_plain_loop(name, T1, k, 8, repeats)
+            assert r["check"] < 1e-4, f"the plain loop and train end at different weights: {r['check']:.2e}"
+            print(f"   {name:5s} (D = {r['weights']}) K={k:2d}: plain loop {r['plain_s']:.3f} s (check {r['check']:.1e})")
+            for what, ratio in r["ratios"].items():
+                target = targets[what]
+                print(f"      {what:44s} {ratio:5.2f}x" + (f" ({verdict(ratio, target)})" if target else ""))
+                rows.append((f"{what} / plain loop, {name}, T={T1}, K={k}", f"plain {r['plain_s']:.3f} s", ratio,
+                             target))
+
+    if plain_only:
+        return summary(rows, started)
 
     print(f"\n1. forward mode vs the per-column FDS recursion (lr only; momentum {MOMENTUM}, weight decay "
           f"{WEIGHT_DECAY} fixed; best of {repeats})")
@@ -271,6 +360,11 @@ def main(quick: bool) -> None:
     rows.append((f"zeroth order batched / loop, 7k MLP, T={T3}, K=5, q=8",
                  f"{r['batched_s']:.2f} s / {r['loop_s']:.2f} s", r["ratio"], 0.3))
 
+    summary(rows, started)
+
+
+def summary(rows: list, started: float) -> None:
+    """The markdown table of every ratio against its target (what docs/performance.md shows)."""
     print(f"\nSummary ({time.perf_counter() - started:.0f} s in all)\n")
     print("| measurement | values | ratio | target | met |")
     print("| --- | --- | --- | --- | --- |")
@@ -282,9 +376,14 @@ def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~1 minute sanity run with smaller T")
+    parser.add_argument("--plain-only", action="store_true", help="only part 0, against the plain torch loop")
+    parser.add_argument("--threads", type=int, help="torch threads (default torch's; 1 gives steadier numbers on a "
+                                                    "busy machine)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one peak-memory measurement
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.measure:
         print(json.dumps(measure_peak(*json.loads(args.measure))))
     else:
-        main(args.quick)
+        main(args.quick, args.plain_only)

@@ -22,6 +22,7 @@ import importlib
 import json
 import math
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -167,13 +168,32 @@ def report(notebook: str, result, scale: str, results_dir: str | Path | None = N
 
 def write_run_record(folder: str | Path, notebook: str, scale: str, started: dt.datetime, wall_seconds: float,
                      status: str, parameters: dict) -> Path:
-    """``run.json`` in a run folder: what ran, at what scale, when, for how long, how it ended."""
+    """``run.json`` in a run folder: what ran, at what scale, when, for how long, how it ended,
+    and which code (the library's source hash; the git commit when run from a checkout)."""
     path = Path(folder) / "run.json"
     path.write_text(json.dumps({
         "notebook": notebook, "scale": scale, "started": started.isoformat(timespec="seconds"),
-        "wall_seconds": round(wall_seconds, 1), "status": status, "parameters": parameters,
+        "wall_seconds": round(wall_seconds, 1), "status": status, "parameters": parameters, "code": code_record(),
     }, indent=2, default=str))
     return path
+
+
+def code_record() -> dict:
+    """The library's source hash (:func:`hpolab.cache.code_version`) and, in a git checkout,
+    the commit and whether the library's files differed from it."""
+    from hpolab.cache import code_version
+
+    record = {"source_hash": code_version()}
+    package = Path(__file__).resolve().parent
+    try:
+        def git(*args):
+            return subprocess.run(["git", *args], cwd=package, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        record["commit"] = git("rev-parse", "HEAD")
+        record["library_modified"] = bool(git("status", "--porcelain", "--", "."))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return record
 
 
 def latest_runs(root: str | Path, scale: str | None = None) -> dict[str, Path]:
@@ -207,6 +227,7 @@ def collect(root: str | Path, scale: str | None = None, complete: bool = True) -
         table["run"] = str(folder)
         table["started"] = record.get("started", "")
         table["wall seconds"] = record.get("wall_seconds", math.nan)
+        table["commit"] = record.get("code", {}).get("commit", "")[:10]
         frames.append(table)
     table = (pd.concat(frames, ignore_index=True) if frames
              else pd.DataFrame(columns=[*COLUMNS, "run", "started", "wall seconds"]))
@@ -251,6 +272,8 @@ def markdown(table: pd.DataFrame, title: str = "Claims ledger") -> str:
         wall = first.get("wall seconds", math.nan)
         when = first.get("started", "") or "not run"
         timing = f", wall time {float(wall) / 60:.1f} min" if isinstance(wall, (int, float)) and wall == wall else ""
+        commit = first.get("commit", "")
+        timing += f", commit {commit}" if isinstance(commit, str) and commit else ""
         scale = first.get("scale", "")
         lines += ["", f"## {notebook}", "", f"Run: {when}" + (f", scale `{scale}`" if scale else "") + timing + ".", "",
                   "| claim | paper says | source | we measured | verdict |", "| --- | --- | --- | --- | --- |"]

@@ -117,3 +117,16 @@ def test_cli_claims_keep_needs_a_scale(tmp_path):
     result = subprocess.run([sys.executable, "-m", "hpolab.cli", "claims", "--keep", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--keep needs --scale" in result.stderr
+
+
+def test_a_run_record_names_the_code_that_made_it(tmp_path):
+    import datetime as dt
+
+    from hpolab.cache import code_version
+
+    path = claims.write_run_record(tmp_path, "01_jd_sphere", "smoke", dt.datetime(2026, 1, 1), 1.0, "finished", {})
+    code = json.loads(path.read_text())["code"]
+    assert code["source_hash"] == code_version()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(claims.__file__).parent, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert code["commit"] == head.stdout.strip() and isinstance(code["library_modified"], bool)
