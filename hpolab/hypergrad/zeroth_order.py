@@ -115,7 +115,7 @@ def validation_losses(task: InnerTask, hyper: Hyperparameters, points: torch.Ten
 def draw_directions(generator: torch.Generator, q: int, size: int, directions: str) -> tuple[torch.Tensor, float]:
     """q directions in R^size (float64) and the estimate's scale s: N(0, I) with s = 1, or
     uniform on the unit sphere with s = size (see the module docstring)."""
-    u = torch.randn(q, size, generator=generator, dtype=torch.float64)
+    u = torch.randn(q, size, generator=generator, dtype=torch.float64, device=generator.device)
     if directions == "sphere":
         return u / u.norm(dim=1, keepdim=True), float(size)
     return u, 1.0
@@ -131,6 +131,7 @@ def zeroth_order_hypergradient(task, hyper, seed, q: int = 5, mu: float = 0.01, 
     with Meter(theta.device) as meter:
         h = hyper.pack()
         u, scale = draw_directions(generator, q, h.numel(), directions)
+        u = u.to(h.device)  # a generator on another device (e.g. CUDA) draws there
         points = torch.cat([h[None], h + mu * u])
         if limits is not None:
             points = torch.clamp(points, limits[0].to(points), limits[1].to(points))
