@@ -24,6 +24,7 @@ from hpolab.hypergrad import (
     zeroth_order,
 )
 from hpolab.hypergrad.forward import forward_hypergradient
+from hpolab.hypergrad.task import Adam
 from hpolab.smoothing import smoothed_gradient
 
 FD_STEP = 1e-6
@@ -305,7 +306,7 @@ def test_loss_terms_interleaved_with_schedules_match_reverse_mode():
 
 
 def adam_logistic_task(zero_feature=False):
-    from hpolab.hypergrad.task import Adam, logistic_regression_task
+    from hpolab.hypergrad.task import logistic_regression_task
 
     x, y = synthetic(60, 4, 3)
     if zero_feature:  # a feature no training example has: its gradient, and Adam's v, stay exactly 0
@@ -403,3 +404,22 @@ def test_inexact_hypergradient_stops_at_its_tolerance_and_warm_starts():
                                   cg_start=tight.cg_solution)
     assert again.hypergradient.cost.gradient_evaluations == 2  # the start meets it: one check, one validation gradient
     assert again.hypergradient.cost.hvp_evaluations <= 2  # CG's start residual, the mixed term
+
+
+@pytest.mark.parametrize("optimizer, clip", [(None, None), (None, 0.05), (Adam(), None)])
+def test_plain_training_takes_the_same_steps_as_the_transformable_one_bit_for_bit(optimizer, clip):
+    """``train`` without vmap takes gradients by plain autograd (faster per step); it must
+    give exactly the weights the torch.func step gives, which every estimator differentiates."""
+    from hpolab.hypergrad.unroll import step_function
+
+    x, y = synthetic(64, 5, 11)
+    task = classification_task(nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)), (x, y),
+                               synthetic(32, 5, 12), batch_size=16, dtype=torch.float32, optimizer=optimizer,
+                               grad_clip=clip)
+    hyper = schedule(30, lr=0.05, momentum=0.0 if optimizer else 0.9, weight_decay=1e-3, windows={"lr": 10})
+    fast = train(task, hyper, 0).theta
+    theta, state, h = task.init(0), torch.zeros_like(task.init(0)), hyper.pack().float()
+    step, batches = step_function(task, hyper, torch.float32, transformable=True), task.batches(0, 30)
+    for t in range(30):
+        theta, state, _ = step(theta, state, h, t, task.batch(batches[t]))
+    assert torch.equal(fast, theta)

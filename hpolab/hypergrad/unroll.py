@@ -27,15 +27,17 @@ from hpolab.hypergrad.task import InnerTask
 DIVERGENCE_FACTOR = 1e6  # a training loss this many times its first value (or NaN) has diverged
 
 
-def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> Callable:
+def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, transformable: bool = True) -> Callable:
     """``sgd_step(theta, velocity, h, t, batch)`` for these hyperparameters.
 
     h holds the learned values (packed as by ``hyper.pack``); the others are constants.
     The step is the training gradient, clamped if the task says so (``task.grad_clip``),
-    followed by :func:`update_function`'s update (SGD or Adam).
+    followed by :func:`update_function`'s update (SGD or Adam). ``transformable=False`` takes
+    the gradient by plain autograd (:func:`autograd_gradient`): the same numbers, bit for bit,
+    at half the overhead per step, for a step no transform (vmap, jvp, grad) wraps.
     """
     constants = _constants(task, hyper, dtype)
-    gradient = grad_and_value(task.train_loss)
+    gradient = grad_and_value(task.train_loss) if transformable else autograd_gradient(task.train_loss)
     update = update_function(task, hyper, dtype)
 
     def sgd_step(theta, velocity, h, t, batch):
@@ -46,6 +48,22 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -
         return theta, velocity, loss
 
     return sgd_step
+
+
+def autograd_gradient(loss: Callable) -> Callable:
+    """``(theta, *args) -> (grad, loss)`` of ``loss`` with respect to theta by plain autograd:
+    what ``torch.func.grad_and_value`` computes, without its per-call transform set-up (about
+    1 ms a step on a small model, measured by benchmarks/hypergrad.py against a plain loop).
+    Not usable inside a torch.func transform, and not differentiable with respect to *args."""
+
+    def gradient(theta, *args):
+        with torch.enable_grad():
+            leaf = theta.detach().requires_grad_()
+            value = loss(leaf, *args)
+            (grad,) = torch.autograd.grad(value, leaf)
+        return grad, value.detach()
+
+    return gradient
 
 
 def _constants(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> dict:
@@ -147,7 +165,7 @@ def train(task: InnerTask, hyper: Hyperparameters, seed: int, h: torch.Tensor | 
     theta = task.init(seed)
     dtype = theta.dtype
     h = (hyper.pack() if h is None else h).to(device=theta.device, dtype=dtype)
-    step = step_function(task, hyper, dtype)
+    step = step_function(task, hyper, dtype, transformable=h.dim() == 2 or h.requires_grad)
     if h.dim() == 2:
         theta = theta.expand(h.shape[0], -1).clone()
         step = torch.func.vmap(step, in_dims=(0, 0, 0, None, None))
