@@ -66,6 +66,8 @@ class FlatModel:
         self.shapes = [p.shape for _, p in module.named_parameters()]
         self.sizes = [p.numel() for _, p in module.named_parameters()]
         self.buffers = dict(module.named_buffers())
+        # without tied weights functional_call may skip its per-call search for them
+        self.tied = len(list(module.named_parameters(remove_duplicate=False))) != len(self.names)
 
     @property
     def size(self) -> int:
@@ -76,7 +78,7 @@ class FlatModel:
         return {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes)}
 
     def __call__(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.module, (self.unflatten(theta), self.buffers), (x,))
+        return functional_call(self.module, (self.unflatten(theta), self.buffers), (x,), tie_weights=self.tied)
 
     def init(self, seed: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
         """The module's own initialization, drawn from ``seed``, as a flat vector.
