@@ -47,6 +47,7 @@ STUDY_MODULES = {
     "11_fds_vs_hpo": "hpolab.studies.fds_vs_hpo",
     "12_stn_best_response": "hpolab.studies.stn",
     "13_local_sgd": "hpolab.studies.local_sgd",
+    "14_estimator_atlas": "hpolab.studies.estimator_atlas",
 }
 COLUMNS = ["notebook", "claim", "source", "paper says", "we measured", "verdict", "scale"]
 RUN_FILES = ("claims.csv", "run.json", "summary.csv", "parameters.json")
