@@ -5,6 +5,7 @@ import pytest
 
 from hpolab import notebooks
 from hpolab.studies import (
+    estimator_atlas,
     fds_cifar,
     fds_noise,
     fds_schedules,
@@ -34,6 +35,7 @@ PANELS = {
     "11_fds_vs_hpo": fds_vs_hpo.panel,
     "12_stn_best_response": stn.panel,
     "13_local_sgd": local_sgd.panel,
+    "14_estimator_atlas": estimator_atlas.panel,
 }
 
 
