@@ -643,7 +643,7 @@ def comparison(table: pd.DataFrame, grid: list[str], metric: str | None, digits:
     return pd.DataFrame(rows, columns=names + order)
 
 
-def sweep_figure(table: pd.DataFrame, grid: list[str], metric: str, title: str = ""):
+def metric_figure(table: pd.DataFrame, grid: list[str], metric: str, title: str = ""):
     """``metric`` against the first grid key, one line per value of the other grid keys and
     of the summary's text columns (function, method...); failed runs as red crosses."""
     import plotly.graph_objects as go
@@ -722,7 +722,7 @@ def write_report(folder: Path, metric: str | None = None, html: Path | None = No
     compared = comparison(table, grid, metric)
     csv = folder / "report.csv"
     table.to_csv(csv, index=False)
-    figures = [sweep_figure(table, grid, metric, f"{manifest['notebook']}: {metric} against {grid[0]}")] \
+    figures = [metric_figure(table, grid, metric, f"{manifest['notebook']}: {metric} against {grid[0]}")] \
         if grid and metric else []
     tables = ([(f"{metric} by {', '.join(grid)}", compared)] if compared is not None else []) \
         + [("every summary row of every run", table)]

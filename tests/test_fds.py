@@ -178,14 +178,14 @@ def test_svhn_missing_from_the_data_folder_falls_back_to_mnist_with_a_note(tmp_p
     (lambda: fds.image_data("imagenet", 10, 10, 10, "cpu"), "dataset"),
     (lambda: fds.image_task({"train": (torch.zeros(2, 1, 28, 28), None)}, "vgg"), "model"),
     (lambda: fds.exact_estimator("adjoint", torch.device("cpu")), "estimator"),
-    (lambda: fds_noise.run_noise_study("smoke", lr=0.0), "lr"),
-    (lambda: fds_noise.run_noise_study("smoke", windows=[0, 2]), "W"),
-    (lambda: fds_noise.run_noise_study("smoke", seeds=1), "seeds"),
-    (lambda: fds_schedules.run_schedule_study("smoke", W=99), r"W must be an integer in \[1, T\]"),
-    (lambda: fds_schedules.run_schedule_study("smoke", gamma=0), "gamma"),
-    (lambda: fds_schedules.run_schedule_study("smoke", methods=("adam",)), "method"),
-    (lambda: fds_vs_hpo.run_hpo_study("smoke", methods=("grid",)), "method"),
-    (lambda: fds_vs_hpo.run_hpo_study("huge"), "scale"),
+    (lambda: fds_noise.run_study("smoke", lr=0.0), "lr"),
+    (lambda: fds_noise.run_study("smoke", windows=[0, 2]), "W"),
+    (lambda: fds_noise.run_study("smoke", seeds=1), "seeds"),
+    (lambda: fds_schedules.run_study("smoke", W=99), r"W must be an integer in \[1, T\]"),
+    (lambda: fds_schedules.run_study("smoke", gamma=0), "gamma"),
+    (lambda: fds_schedules.run_study("smoke", methods=("adam",)), "method"),
+    (lambda: fds_vs_hpo.run_study("smoke", methods=("grid",)), "method"),
+    (lambda: fds_vs_hpo.run_study("huge"), "scale"),
 ])
 def test_bad_arguments_raise_an_error_naming_the_parameter(call, message):
     with pytest.raises(ValueError, match=message):
@@ -236,7 +236,7 @@ def test_study_09_reads_the_papers_setting():
     assert W == 50 and outer_steps == 50 and n_val == 0.05 * (n_train + n_val)
     assert fds_schedules.GAMMA == 0.1 and fds_schedules.LR_BOX == (-1.0, 1.0)
     import inspect
-    assert inspect.signature(fds_schedules.run_schedule_study).parameters["gamma"].default == 0.1
+    assert inspect.signature(fds_schedules.run_study).parameters["gamma"].default == 0.1
 
 
 def test_study_08_takes_hypergradients_at_the_authors_cosine_schedule():
@@ -244,7 +244,7 @@ def test_study_08_takes_hypergradients_at_the_authors_cosine_schedule():
     assert rates[0] == pytest.approx(0.01) and rates[125] == pytest.approx(0.005) and rates[-1] < 1e-5
     assert fds_noise.fixed_schedule(4, 0.01, "constant").tolist() == [0.01] * 4
     import inspect
-    assert inspect.signature(fds_noise.run_noise_study).parameters["shape"].default == "cosine"
+    assert inspect.signature(fds_noise.run_study).parameters["shape"].default == "cosine"
     n_train, n_val, horizon, batch, seeds = fds_noise.SIZES["paper"]
     assert (n_val, horizon, batch, seeds) == (2000, 250, 128, 100)
 
@@ -284,8 +284,8 @@ def test_the_studies_clamp_the_inner_gradient_as_the_authors_code_does():
     assert fds_schedules.setting("smoke", "mnist", cpu)[0].grad_clip == 3.0
     assert fds_vs_hpo.setting("smoke", cpu)[0].grad_clip == 3.0
     assert fds_schedules.setting("smoke", "mnist", cpu, grad_clip=None)[0].grad_clip is None
-    for run, clip in ((fds_noise.run_noise_study, 1.0), (fds_schedules.run_schedule_study, 3.0),
-                      (fds_cifar.run_cifar_study, 3.0), (fds_vs_hpo.run_hpo_study, 3.0)):
+    for run, clip in ((fds_noise.run_study, 1.0), (fds_schedules.run_study, 3.0),
+                      (fds_cifar.run_study, 3.0), (fds_vs_hpo.run_study, 3.0)):
         assert inspect.signature(run).parameters["grad_clip"].default == clip
     assert inspect.signature(fds_cifar.setting).parameters["grad_clip"].default == 3.0
 

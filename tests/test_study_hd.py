@@ -241,7 +241,7 @@ def test_study_07_reads_the_runs_06_did_from_the_shared_cache(fake_training):
     again = fake_training[len(done):]
     assert not set(again) & done
     assert len(result.summary) == len(hd_vs_decay.grid_settings("cifar-cnn", hd_vs_decay.OPTIMIZERS,
-                                                               hd_vs_decay.SCHEDULES, hd_vs_decay.grids_for("cpu")))
+                                                               hd_vs_decay.LR_SCHEDULES, hd_vs_decay.grids_for("cpu")))
     assert set(result.summary["runs"]) == {3} and "train ±95%" in result.summary
 
 

@@ -67,11 +67,11 @@ def test_cleaning_quality_scores_the_groups_weighted_below_one_half():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: hozog_logreg.run_logreg_study("cpu", q=0, progress=False), "q must be an integer >= 1"),
-    (lambda: hozog_logreg.run_logreg_study("cpu", mu=0.0, progress=False), "mu must be a finite number > 0"),
-    (lambda: hozog_logreg.run_logreg_study("huge", progress=False), "scale must be one of"),
-    (lambda: hozog_logreg.run_logreg_study("cpu", lambda0=11.0, progress=False), r"lambda0 must be in \[-10, 10\]"),
-    (lambda: hozog_logreg.run_logreg_study("cpu", adam_step=0.0, progress=False), "adam_step must be"),
+    (lambda: hozog_logreg.run_study("cpu", q=0, progress=False), "q must be an integer >= 1"),
+    (lambda: hozog_logreg.run_study("cpu", mu=0.0, progress=False), "mu must be a finite number > 0"),
+    (lambda: hozog_logreg.run_study("huge", progress=False), "scale must be one of"),
+    (lambda: hozog_logreg.run_study("cpu", lambda0=11.0, progress=False), r"lambda0 must be in \[-10, 10\]"),
+    (lambda: hozog_logreg.run_study("cpu", adam_step=0.0, progress=False), "adam_step must be"),
     (lambda: hozog.tuning_method("sgd", None, None, None), "method must be one of"),
 ])
 def test_bad_study_arguments_raise_value_error(call, message):
@@ -82,8 +82,8 @@ def test_bad_study_arguments_raise_value_error(call, message):
 @needs_libsvm
 def test_hozog_on_a_local_dask_cluster_takes_the_same_steps_as_here():
     pytest.importorskip("distributed")
-    here = hozog_logreg.run_logreg_study("smoke", datasets=["a9a"], methods=["hozog"], q=2, progress=False)
-    there = hozog_logreg.run_logreg_study("smoke", datasets=["a9a"], methods=["hozog"], q=2, address="local",
+    here = hozog_logreg.run_study("smoke", datasets=["a9a"], methods=["hozog"], q=2, progress=False)
+    there = hozog_logreg.run_study("smoke", datasets=["a9a"], methods=["hozog"], q=2, address="local",
                                    progress=False)
     assert there.parameters["address"] == "local"
     # the workers' torch thread count may differ from this process's (one here): equal up to rounding

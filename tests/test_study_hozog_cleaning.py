@@ -146,12 +146,12 @@ def test_reverse_cost_is_compared_at_the_largest_size_run():
 ])
 def test_bad_study_arguments_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        study.run_cleaning_study(progress=False, **{"scale": "smoke", **kwargs})
+        study.run_study(progress=False, **{"scale": "smoke", **kwargs})
 
 
 @needs_mnist
 def test_smoke_study_runs_every_method_with_picked_steps_and_checks_every_claim():
-    res = study.run_cleaning_study("smoke", progress=False)
+    res = study.run_study("smoke", progress=False)
     assert res.summary["method"].tolist() == ["HOZOG", "RS", "BOHB-like", "REV"]
     pilot = study.pilot_table(res)
     assert set(pilot["method"]) == {"HOZOG", "REV"}

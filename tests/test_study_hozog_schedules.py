@@ -72,12 +72,12 @@ def test_paper_scale_on_the_partial_cifar_copy_says_what_is_missing():
 ])
 def test_bad_study_arguments_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        study.run_schedule_study(progress=False, **{"scale": "smoke", **kwargs})
+        study.run_study(progress=False, **{"scale": "smoke", **kwargs})
 
 
 @needs_cifar
 def test_smoke_study_gives_the_baselines_hozogs_training_steps_and_eq_3_gradients():
-    res = study.run_schedule_study("smoke", progress=False)
+    res = study.run_study("smoke", progress=False)
     assert res.summary["method"].tolist() == ["HOZOG", "RS", "GP-BO", "BOHB-like"]
     hozog = res.histories[0]
     assert len(hozog.frame) - 1 == study.SCHEDULE_SCALES["smoke"].meta_iterations

@@ -336,7 +336,7 @@ def test_panel_runs_in_background_and_hides_p_for_the_references():
 
 def test_cpu_runs_use_one_thread_and_restore_the_setting():
     before = torch.get_num_threads()
-    with jd_mnist.cpu_threads(torch.device("cpu")):
+    with jd_mnist.study_threads(torch.device("cpu")):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 

@@ -37,7 +37,7 @@ from hpolab.protocol import Method
 from hpolab.smoothing import smoothed_gradient
 from hpolab.validation import check_choice, check_open_unit, check_positive
 
-ESTIMATORS = ("printed", "unbiased")
+AJD_ESTIMATES = ("printed", "unbiased")
 V_COEFFICIENTS = ("printed", "nesterov")
 
 
@@ -55,7 +55,7 @@ def estimate_weights(p: float, estimator: str = "printed") -> tuple[float, float
     ``"printed"``: ``(2, 2)``, the paper's ``g = 2 g^p``; ``"unbiased"``: ``(1/p, 1/(1-p))``.
     The two agree at p = 1/2.
     """
-    check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("estimator", estimator, AJD_ESTIMATES)
     return (2.0, 2.0) if estimator == "printed" else (1.0 / p, 1.0 / (1.0 - p))
 
 
@@ -125,7 +125,7 @@ def accelerated_joint_descent(p: float = 0.5, mu: float = 1e-3, step_scale: floa
     p = check_open_unit("p", p)
     mu = check_positive("mu", mu)
     step_scale = check_positive("step_scale", step_scale)
-    check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("estimator", estimator, AJD_ESTIMATES)
     check_choice("v_coefficient", v_coefficient, V_COEFFICIENTS)
 
     def init(x0, y0, oracle, generator):

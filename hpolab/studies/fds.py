@@ -40,7 +40,7 @@ from hpolab.progress import progress_bar
 from hpolab.validation import check_choice, check_count
 
 DATASETS = ("mnist", "svhn", "cifar10")
-ESTIMATORS = ("auto", "forward", "reverse")
+ESTIMATOR_CHOICES = ("auto", "forward", "reverse")
 INITS = ("xavier", "default")
 # HD (Baydin et al., the paper's [14]) adapts the learning rate only; the paper does not say
 # which momentum and weight decay its HD ran with, so it is given the usual WRN values
@@ -143,7 +143,7 @@ def exact_estimator(name: str, device: torch.device) -> tuple[Estimator, str]:
     (WRN-10-1, N = 4) faster here (benchmarks/fds_estimators.py); forward mode's cost grows
     with the N learned values, reverse mode's does not, so the studies' larger N (7 to 10,
     200 for study 09's W = 1) favour reverse mode on a CPU further."""
-    check_choice("estimator", name, ESTIMATORS)
+    check_choice("estimator", name, ESTIMATOR_CHOICES)
     if name == "auto":
         name = "reverse" if device.type == "cpu" else "forward"
     return (forward_mode() if name == "forward" else reverse_mode()), name

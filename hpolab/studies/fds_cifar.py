@@ -129,7 +129,7 @@ def run_hd(task, test, horizon, seeds: list[int], cache: StudyCache) -> tuple[Hi
     return chosen, accuracies, grid
 
 
-def run_cifar_study(scale: str = "cpu", outer_steps: int | None = None, model: str | None = None,
+def run_study(scale: str = "cpu", outer_steps: int | None = None, model: str | None = None,
                     estimator: str = "auto", device: str = "cpu", cache: bool = True,
                     progress: bool = True, grad_clip: float | None = GRAD_CLIP) -> CifarResult:
     """Study 10: FDS over ``outer_steps`` against HD, then both evaluated on fresh seeds."""

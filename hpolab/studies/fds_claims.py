@@ -192,7 +192,7 @@ def _acc(values) -> str:
 
 # Study 09: learned schedules
 
-SCHEDULES = "09_fds_lr_schedules"
+LEARNED_SCHEDULES = "09_fds_lr_schedules"
 
 
 def _has(result, *methods) -> str:
@@ -257,21 +257,21 @@ def check_fds_beats_cosine_on_svhn(result):
 
 
 SCHEDULE_CLAIMS = [
-    Claim("greedy-learns-too-small-rates", SCHEDULES,
+    Claim("greedy-learns-too-small-rates", LEARNED_SCHEDULES,
           "Greedy optimization leads to poor solutions with learning rates that are always too small.",
           f"{SOURCE}, section 5.2, Figure 3", check_greedy_too_small),
-    Claim("no-sharing-works-on-mnist", SCHEDULES,
+    Claim("no-sharing-works-on-mnist", LEARNED_SCHEDULES,
           "The non-greedy setting without sharing works well for simple datasets like MNIST.",
           f"{SOURCE}, section 5.2, Figure 3", check_no_sharing_works_on_mnist),
-    Claim("no-sharing-fails-on-svhn", SCHEDULES,
+    Claim("no-sharing-fails-on-svhn", LEARNED_SCHEDULES,
           "[Without sharing] it fails for real-world datasets like SVHN, converging to much higher learning "
           "rates than reasonable.",
           f"{SOURCE}, section 5.2, Figure 3", check_no_sharing_fails_on_svhn),
-    Claim("fds-works-against-cosine", SCHEDULES,
+    Claim("fds-works-against-cosine", LEARNED_SCHEDULES,
           "Sharing ... allows us to learn a much more sensible learning rate schedule (FDS works as well as a "
           "reasonable off-the-shelf cosine annealing schedule).",
           f"{SOURCE}, section 5.2, Figure 3", check_fds_matches_cosine),
-    Claim("fds-beats-cosine-on-svhn", SCHEDULES,
+    Claim("fds-beats-cosine-on-svhn", LEARNED_SCHEDULES,
           "[FDS's schedule] can even outperform a reasonable cosine annealing off-the-shelf schedule on SVHN.",
           f"{SOURCE}, section 5.2, Figure 3", check_fds_beats_cosine_on_svhn),
 ]

@@ -148,7 +148,7 @@ def setting(scale: str, dataset: str, lr: float, momentum: float, device, shape:
     return task, hyper, note
 
 
-def run_noise_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01, momentum: float = 0.9,
+def run_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01, momentum: float = 0.9,
                     seeds: int | None = None, windows: list[int] | None = None, device: str = "cpu",
                     cache: bool = True, progress: bool = True, shape: str = "cosine",
                     grad_clip: float | None = GRAD_CLIP_FIGURE2) -> NoiseResult:

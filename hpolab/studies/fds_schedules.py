@@ -133,7 +133,7 @@ def cosine_table(result: ScheduleResult) -> pd.DataFrame:
                          for peak, loss in peaks.items()])
 
 
-def run_schedule_study(scale: str = "cpu", dataset: str = "mnist", methods=METHODS, W: int | None = None,
+def run_study(scale: str = "cpu", dataset: str = "mnist", methods=METHODS, W: int | None = None,
                        gamma: float = GAMMA, outer_steps: int | None = None, estimator: str = "auto",
                        device: str = "cpu", cache: bool = True, progress: bool = True,
                        grad_clip: float | None = GRAD_CLIP) -> ScheduleResult:

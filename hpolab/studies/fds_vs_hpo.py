@@ -227,7 +227,7 @@ def with_regret_columns(history: History) -> History:
     return history
 
 
-def run_hpo_study(scale: str = "cpu", methods=METHODS, seconds: float | None = None, seeds: int | None = None,
+def run_study(scale: str = "cpu", methods=METHODS, seconds: float | None = None, seeds: int | None = None,
                   estimator: str = "auto", device: str = "cpu", cache: bool = True,
                   progress: bool = True, grad_clip: float | None = GRAD_CLIP) -> HpoResult:
     """Study 11: the grid reference, then every method from every seed for the same budget.

@@ -58,7 +58,7 @@ from hpolab.training import fit
 from hpolab.validation import check_choice, check_count
 
 OPTIMIZERS = ("sgd", "sgdn", "adam")
-SCHEDULES = ("constant", "hd", "decay")
+LR_SCHEDULES = ("constant", "hd", "decay")
 TASKS = ("mnist-mlp", "cifar-cnn", "cifar-vgg16", "cifar-resnet18")
 NAMES = {"sgd": "SGD", "sgdn": "SGDN", "adam": "Adam"}
 SUFFIX = {"constant": "", "hd": "-HD", "decay": "-decay"}
@@ -220,7 +220,7 @@ def make_optimizer(name: str, schedule: str, params, lr: float, hypergrad_lr: fl
     """The optimizer (HD's printed rule, the rate free to go negative, when ``schedule`` is
     ``"hd"``) and, for lr-decay, torch's StepLR halving the rate every ``decay_steps``."""
     check_choice("optimizer", name, OPTIMIZERS)
-    check_choice("schedule", schedule, SCHEDULES)
+    check_choice("schedule", schedule, LR_SCHEDULES)
     beta = hypergrad_lr if schedule == "hd" else 0.0
     if name == "adam":
         optimizer = AdamHD(params, lr=lr, hypergrad_lr=beta, betas=ADAM_BETAS, eps=ADAM_EPS,
@@ -335,7 +335,7 @@ def grid_settings(task: str, optimizers: Sequence[str], schedules: Sequence[str]
     for name in optimizers:
         check_choice("optimizer", name, OPTIMIZERS)
         for schedule in schedules:
-            check_choice("schedule", schedule, SCHEDULES)
+            check_choice("schedule", schedule, LR_SCHEDULES)
             if schedule == "hd":
                 settings += [Setting(task, name, "hd", lr, beta) for beta in grid.betas[name] for lr in grid.hd_alphas[name]]
             else:
@@ -477,7 +477,7 @@ def run_study(scale: str = "cpu", tasks: Sequence[str] | None = None, optimizers
     for name in optimizers:
         check_choice("optimizer", name, OPTIMIZERS)
     for schedule in schedules:
-        check_choice("schedule", schedule, SCHEDULES)
+        check_choice("schedule", schedule, LR_SCHEDULES)
     grids = grids or grids_for(scale)
     tuning_seeds = check_count("tuning_seeds", tuning_seeds if tuning_seeds is not None else TUNING_SEEDS[scale], 1)
     seeds = check_count("seeds", seeds if seeds is not None else SEEDS[scale], 1)
@@ -617,7 +617,7 @@ def run_sensitivity(scale: str = "cpu", tasks: Sequence[str] | None = None, opti
     seeds = check_count("seeds", seeds if seeds is not None else SENSITIVITY_SEEDS[scale], 1)
     check_count("batch_size", batch_size, 1)
     trainer = Trainer(scale, resolve_device(device), epochs, batch_size, cache, progress)
-    settings = [s for task in tasks for s in grid_settings(task, optimizers, SCHEDULES, grids)]
+    settings = [s for task in tasks for s in grid_settings(task, optimizers, LR_SCHEDULES, grids)]
     runs = _group(trainer, settings, seeds, "grid")
     parameters = {"scale": scale, "tasks": tasks, "optimizers": list(optimizers), "grids": grids._asdict(),
                   "epochs": {t: trainer.epochs_for(t) for t in tasks}, "seeds": seeds, "batch_size": batch_size,

@@ -208,7 +208,7 @@ def pick_gamma(method: str, task, hyper, problem, steps: int, q: int = CLEANING_
     return chosen["gamma"], rows
 
 
-def run_cleaning_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_METHODS, q: int = CLEANING_Q,
+def run_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_METHODS, q: int = CLEANING_Q,
                        mu: float = CLEANING_MU, gamma: float | None = None, seconds: float | None = None,
                        device: str = "cpu", address: str = "", progress: bool = True,
                        gammas: Sequence[float] = GAMMA_GRID) -> StudyResult:

@@ -60,7 +60,7 @@ LOGREG_METHODS = ("hozog", "forward", "reverse", "implicit", "random-search", "b
 STAND_INS = {"news20": "News20", "a9a": "Covtype", "w8a": "Real-sim"}  # ours -> the paper's set it replaces
 TABLE2_GAMMA = {"News20": 0.05, "Covtype": 0.03, "Real-sim": 0.005}  # HOZOG's gamma per paper data set
 LAMBDA_RANGE = (-10.0, 10.0)  # Eq. 5
-LAMBDA0 = -5.0  # not in the paper; see run_logreg_study
+LAMBDA0 = -5.0  # not in the paper; see run_study
 NEWS20_POSITIVE = (2, 3, 4, 5, 6, 12, 13, 14, 15)  # comp.* and sci.* against the other groups
 # Per scale: examples kept (None: all), features kept for news20, Adam steps T, seconds per method.
 LOGREG_SIZES = {"smoke": (600, 300, 30, None), "cpu": (6000, 1000, 100, 20.0), "paper": (None, 10000, 1000, 600.0)}
@@ -187,7 +187,7 @@ def pick_adam_step(table: pd.DataFrame) -> float:
     return float(worst.idxmin())
 
 
-def run_logreg_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a", "news20"),
+def run_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a", "news20"),
                      methods: Sequence[str] = LOGREG_METHODS, q: int = 1, mu: float = 0.01,
                      gamma: float | None = None, lambda0: float = LAMBDA0, adam_step: float | None = None,
                      seconds: float | None = None, device: str = "cpu", address: str = "",

@@ -170,7 +170,7 @@ def zeroth_order_norms(history: History, task, hyper, settings: Network, limits,
             frame.loc[row, "hypergradient_norm2"] = float((found.grad**2).sum())
 
 
-def run_schedule_study(scale: str = "cpu", networks: Sequence[str] | None = None,
+def run_study(scale: str = "cpu", networks: Sequence[str] | None = None,
                        methods: Sequence[str] = SCHEDULE_METHODS, q: int | None = None, mu: float | None = None,
                        gamma: float | None = None, meta_iterations: int | None = None, seconds: float | None = None,
                        device: str = "cpu", batched: str = "auto", address: str = "",
@@ -251,7 +251,7 @@ def run_schedule_study(scale: str = "cpu", networks: Sequence[str] | None = None
 def settings_table(scale: str, networks: Sequence[str] | None = None, q: int | None = None,
                    mu: float | None = None, gamma: float | None = None) -> pd.DataFrame:
     """The setting a run at ``scale`` uses next to the paper's, one row per setting (``q``, ``mu``,
-    ``gamma``: the run's overrides, as in :func:`run_schedule_study`)."""
+    ``gamma``: the run's overrides, as in :func:`run_study`)."""
     sizes, paper = SCHEDULE_SCALES[check_scale(scale)], SCHEDULE_SCALES["paper"]
     rows = [("training / validation / test images", "50000 (validation split not stated) / 10000",
              f"{sizes.n_train} / {sizes.n_val} / {sizes.n_test}"),

@@ -112,7 +112,7 @@ GUARD_LRS = (0.8, 0.4, 0.2)  # the larger steps guard_check tries (with the box)
 CPU_THREADS = 1
 
 
-def cpu_threads(device: torch.device, threads: int = CPU_THREADS):
+def study_threads(device: torch.device, threads: int = CPU_THREADS):
     """Run the block with ``threads`` torch threads when on the CPU (restored afterwards)."""
     return devices.cpu_threads(threads if device.type == "cpu" else None)
 
@@ -243,7 +243,7 @@ def run_study(
     setup = make_setup(scale, torch_device, lr, eta0, batch_size, box, monitor)
     plan = [("jd", p) for p in p_values] + [(name, None) for name in references]
     histories: list[History] = []
-    with progress_bar(total=len(plan) * seeds, desc="runs", disable=not progress) as bar, cpu_threads(torch_device):
+    with progress_bar(total=len(plan) * seeds, desc="runs", disable=not progress) as bar, study_threads(torch_device):
         for seed in range(seeds):
             for method, p in plan:
                 built, problem = configure(setup, method, p if p is not None else 0.5, r, R)
@@ -362,7 +362,7 @@ def run_one(method: str = "jd", p: float = 0.5, lr: float = LR, eta0: float = LR
     torch_device = resolve_device(device)
     setup = make_setup(scale, torch_device, lr, eta0, batch_size)
     built, problem = configure(setup, method, p)
-    with cpu_threads(torch_device):
+    with study_threads(torch_device):
         return run(built, problem, check_count("iterations", iterations), seed=seed, callback=callback,
                    should_stop=should_stop)
 
@@ -408,7 +408,7 @@ def estimate_beta(scale: str = "cpu", y0: Sequence[float] = (LR, 1.0, 0.0), seed
     gradient = functools.partial(grad(problem.objective), y=y)
     generator = torch.Generator().manual_seed(seed)
     largest = 0.0
-    with cpu_threads(torch_device):
+    with study_threads(torch_device):
         for _ in range(batches):
             v = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
             v = v / v.norm()
@@ -443,7 +443,7 @@ def guard_check(scale: str = "cpu", seeds: int | None = None, iterations: int | 
     settings = [(f"lr {lr:g}, box", lr, BOX) for lr in lrs] + [(f"lr {LR:g}, no box", LR, None)]
     rows = []
     with progress_bar(total=len(settings) * seeds, desc="guards", disable=not progress) as bar, \
-            cpu_threads(torch_device):
+            study_threads(torch_device):
         for name, lr, box in settings:
             setup = make_setup(scale, torch_device, lr=lr, box=box)
             for seed in range(seeds):

@@ -59,7 +59,7 @@ from hpolab.validation import check_choice, check_count, check_positive
 
 TASKS = ("a9a-logreg", "w8a-logreg", "mnist-mlp")
 CONVEX = ("a9a-logreg", "w8a-logreg")  # the tasks the claims are checked on
-SCHEDULES = ("growing", "plateau")
+PERIOD_SCHEDULES = ("growing", "plateau")
 WEIGHT_DECAY = {"a9a-logreg": 1e-4, "w8a-logreg": 1e-4, "mnist-mlp": 0.0}
 BATCH_SIZE = 1  # the notes: "workers use batch_size=1"
 LR_DECAY = 0.75  # Patel & Dieuleveut: gamma_t = gamma_0 t^-alpha, alpha in (1/2, 1); the middle
@@ -152,7 +152,7 @@ def schedule_for(name: str | int, periods: Sequence[int]):
     Dieuleveut's periods have no cap), ``plateau`` capped at the largest constant H studied."""
     if isinstance(name, int) and not isinstance(name, bool):
         return make_schedule(name)
-    check_choice("schedule", name, SCHEDULES)
+    check_choice("schedule", name, PERIOD_SCHEDULES)
     cap = max(periods) if periods else 64
     return growing(start=1, every=1) if name == "growing" else plateau(start=1, maximum=cap)
 
@@ -224,7 +224,7 @@ class LocalSGDResult(StudyResult):
 
 
 def run_study(scale: str = "cpu", tasks: Sequence[str] = ("a9a-logreg", "mnist-mlp"),
-              periods: Sequence[int] = (1, 4, 16, 64), schedules: Sequence[str] = SCHEDULES,
+              periods: Sequence[int] = (1, 4, 16, 64), schedules: Sequence[str] = PERIOD_SCHEDULES,
               workers: int = 16, batch_size: int = BATCH_SIZE, learning_rates: dict | None = None,
               lr_decay: float = LR_DECAY, steps: int | None = None, seeds: int | None = None, device: str = "cpu",
               progress: bool = True) -> LocalSGDResult:
@@ -240,7 +240,7 @@ def run_study(scale: str = "cpu", tasks: Sequence[str] = ("a9a-logreg", "mnist-m
     for h in periods:
         check_count("H", h, minimum=1)
     for name in schedules:
-        check_choice("schedule", name, SCHEDULES)
+        check_choice("schedule", name, PERIOD_SCHEDULES)
     for task in tasks:
         check_choice("task", task, TASKS)
     given = dict(learning_rates or {})
