@@ -99,6 +99,7 @@ def toy_notebook(path: Path) -> Path:
     parameters.metadata["tags"] = ["parameters"]
     study = nbformat.v4.new_code_cell(
         "import pathlib, time\n"
+        "if results_dir:\n    pathlib.Path(results_dir, 'started').touch()  # the kernel is up and running\n"
         "time.sleep(wait)\n"
         "rows = ['method,runs,diverged', f'a,1,{min(diverged, 1)}', f'b,1,{max(diverged - 1, 0)}']\n"
         "pathlib.Path(results_dir, 'summary.csv').write_text('\\n'.join(rows))")
@@ -127,7 +128,10 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     quick, slow = plan.runs
     try:
         deadline = time.monotonic() + 120
-        while (sweep.read_status(slow.folder) or {}).get("status") != "running" and time.monotonic() < deadline:
+        # "running" is written before the kernel starts; Ctrl-C inside a kernel's start-up leaves
+        # nbclient waiting out its 60 s start-up timeout (seen in the full suite), so interrupt
+        # once the slow run's study cell has begun its 600 s wait.
+        while not (Path(slow.folder) / "started").exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(1)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
