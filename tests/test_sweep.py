@@ -122,8 +122,11 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     toy_notebook(tmp_path / "90_toy.ipynb")
     environment = {**os.environ, "HPOLAB_RUNS": str(tmp_path), "HPOLAB_NOTEBOOKS": str(tmp_path)}
     command = [sys.executable, "-m", "hpolab.cli", "sweep", "90", "--grid", "wait=0,600", "--no-report"]
+    # a terminal's Ctrl-C: SIGINT at its default in the child, whatever an earlier test left in this
+    # process (an ignored SIGINT is inherited across exec, and Python then never raises KeyboardInterrupt)
     process = subprocess.Popen(command, env=environment, start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     plan = sweep.plan(str(tmp_path / "90_toy.ipynb"), ["wait=0,600"], root=tmp_path / "sweeps")
     quick, slow = plan.runs
     try:
