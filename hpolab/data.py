@@ -93,14 +93,19 @@ def cifar10_copy(root: str | os.PathLike | None = None) -> str:
     return "partial" if getattr(load_cifar10(True, root=root, download=False), "partial", False) else "full"
 
 
+def full_cifar10_needed(why: str, root: str | os.PathLike | None = None) -> DataNotFoundError:
+    """The error for work that needs all 50000 CIFAR-10 training images (``why`` says which)
+    when only the partial copy is on disk: it says where to put the full set."""
+    return DataNotFoundError(
+        f"{why} needs the full CIFAR-10 (50000 training images); only the partial copy (5085) is in "
+        f"{data_root(root) / CIFAR10_PARTIAL_DIR}. Put cifar-10-python.tar.gz (from "
+        f"https://www.cs.toronto.edu/~kriz/cifar.html) in {data_root(root)}, see data/README.md.")
+
+
 def require_full_cifar10(why: str, root: str | os.PathLike | None = None) -> None:
-    """Refuse the partial CIFAR-10 copy for work that needs all 50000 training images
-    (``why`` says which), with a message that says where to put the full set."""
+    """Refuse the partial CIFAR-10 copy for work that needs the full set."""
     if cifar10_copy(root) == "partial":
-        raise DataNotFoundError(
-            f"{why} needs the full CIFAR-10 (50000 training images); only the partial copy (5085) is in "
-            f"{data_root(root) / CIFAR10_PARTIAL_DIR}. Put cifar-10-python.tar.gz (from "
-            f"https://www.cs.toronto.edu/~kriz/cifar.html) in {data_root(root)}, see data/README.md.")
+        raise full_cifar10_needed(why, root)
 
 
 def load_svhn(split: str = "train", root: str | os.PathLike | None = None, download: bool = True) -> SVHN:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from hpolab.cache import StudyCache
-from hpolab.data import DataNotFoundError, as_tensors, load_cifar10, load_mnist, load_svhn, require_full_cifar10
+from hpolab.data import DataNotFoundError, as_tensors, full_cifar10_needed, load_cifar10, load_mnist, load_svhn
 from hpolab.history import History, ordered
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
 from hpolab.hypergrad.outer import OuterUpdate, per_entry
@@ -83,7 +83,7 @@ def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, devic
     x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
     if len(y) < n_train + n_val:
         if getattr(train_set, "partial", False):
-            require_full_cifar10(f"{n_train} training + {n_val} validation images")
+            raise full_cifar10_needed(f"{n_train} training + {n_val} validation images")
         raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} training images of "
                          f"{dataset}")
     x_test, y_test = as_tensors(test_set, limit=n_test, device=device)

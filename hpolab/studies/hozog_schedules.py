@@ -113,13 +113,13 @@ def build_network(network: str, scale: str) -> nn.Module:
 def cifar_split(n_train: int, n_val: int, n_test: int, device="cpu"):
     """``(train, val, test)``: the first ``n_train + n_val`` CIFAR-10 training images split in
     two, the first ``n_test`` test images, normalized per channel with the training statistics."""
-    from hpolab.data import as_tensors, load_cifar10, require_full_cifar10
+    from hpolab.data import as_tensors, full_cifar10_needed, load_cifar10
 
     train_set, test_set = load_cifar10(True, download=False), load_cifar10(False, download=False)
     x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
     if len(y) < n_train + n_val:
         if getattr(train_set, "partial", False):
-            require_full_cifar10(f"{n_train} training + {n_val} validation images")
+            raise full_cifar10_needed(f"{n_train} training + {n_val} validation images")
         raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} CIFAR-10 training images")
     x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
     mean, std = x[:n_train].mean(dim=(0, 2, 3), keepdim=True), x[:n_train].std(dim=(0, 2, 3), keepdim=True)
