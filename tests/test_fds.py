@@ -482,6 +482,34 @@ def test_the_start_check_scales_gamma_down_until_two_steps_from_zero_still_train
     assert table["val loss"].iloc[-1] < 0.9 * table["untrained val loss"].iloc[-1]
 
 
+def test_a_dead_training_after_one_that_trained_goes_halfway_back_like_a_diverged_one():
+    """A run that ends where the network does not train (validation loss not below 0.9 of the
+    untrained network's) gives a near-zero hypergradient of noisy sign, from which sign steps
+    cannot leave: study 09 at cpu scale stalled at ln 10 from outer step 2 on and ended at
+    chance accuracy. After a run that trained, such a run is marked "stalled" and undone by
+    half, as a diverged one; at the start (alpha = 0 trains nothing) it is an ordinary step."""
+    task = double_task()
+    hyper = schedule(10, lr=0.0, momentum=0.9, dtype=torch.float64)
+    exact = reverse_mode()
+
+    def dies_above(task, hyper, seed):  # the network ends untrained above lr = 0.6, with a push upwards
+        found = exact(task, hyper, seed)
+        if float(hyper.values["lr"][0]) <= 0.6:
+            return found
+        theta = task.init(seed)
+        return found._replace(theta=theta, loss=float(task.val_loss(theta)), grad=-torch.ones_like(found.grad))
+
+    history = fds.learn(task, hyper, dies_above, sign_descent(0.4), 6, progress=False)
+    frame = history.frame
+    kinds, lr = frame["kind"].tolist(), frame["lr"].tolist()
+    assert kinds[0] == "hypergradient" and lr[0] == 0.0  # untrained at alpha = 0: not a failure
+    k = kinds.index("stalled")
+    assert lr[k] > 0.6 >= lr[k - 1] and kinds[k - 1] == "hypergradient"
+    assert lr[k + 1] == pytest.approx(lr[k - 1] + (lr[k] - lr[k - 1]) / 2)
+    assert "stalled" in history.message and history.status == "finished"
+    assert max(lr) < 1.0  # without the rule the push upwards takes it to 0.4 more at every step
+
+
 def test_a_final_training_that_diverges_falls_back_to_the_last_hyperparameters_that_trained(monkeypatch):
     task = double_task()
     hyper = schedule(10, lr=0.1, momentum=0.9, dtype=torch.float64)

@@ -5,6 +5,7 @@ tools/refresh_references.py) and compares the cells tagged ``nbval-check-output`
 """
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,20 @@ def test_cli_bad_input_ends_with_one_line_and_status_2(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("hpolab") and result.stdout == ""
+
+
+
+def test_references_are_made_on_the_cpu_code_path_the_tests_pin():
+    """The smoke references and the nbval kernels must run on one CPU code path (tests/conftest.py),
+    or a table's last digits follow the machine that made the reference."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    modules = {}
+    for name, path in {"conftest": root / "tests" / "conftest.py",
+                       "refresh": root / "tools" / "refresh_references.py"}.items():
+        spec = importlib.util.spec_from_file_location(f"_pins_{name}", path)
+        modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[name])
+    assert modules["refresh"].REPRODUCIBLE_CPU == modules["conftest"].REPRODUCIBLE_CPU
+    assert all(os.environ.get(key) == value for key, value in modules["conftest"].REPRODUCIBLE_CPU.items())

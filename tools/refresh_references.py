@@ -15,10 +15,13 @@ import nbformat
 import papermill
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/conftest.py's REPRODUCIBLE_CPU (importing conftest would import torch before they apply)
+REPRODUCIBLE_CPU = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                    "OMP_NUM_THREADS": "1"}
 
 
 def refresh(names: list[str]) -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"  # as tests/conftest.py runs the kernels: machine-independent sums
+    os.environ.update(REPRODUCIBLE_CPU)  # as tests/conftest.py runs the kernels: machine-independent sums
     sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     for source in sources:
         if names and source.stem not in names:

@@ -50,6 +50,7 @@ HD_HYPERGRAD_LRS = (1e-4, 1e-3, 1e-2)  # HD's own rate, picked by best_hd_run
 RUN_SEED_STRIDE = 100_003  # outer step k of a run with seed s trains with seed s * stride + k
 GAMMA_FACTORS = (1.0, 1 / 3, 1 / 10)  # the start check's candidates: gamma, gamma / 3, gamma / 10
 START_PROGRESS = 0.9  # "trains": the validation loss falls below 0.9 of the untrained network's
+FAILED = ("diverged", "stalled")  # the kinds of outer-step rows whose run gives no usable hypergradient
 # The authors' code clamps every coordinate of the inner training gradient to [-c, c] before the
 # SGD update (weight decay is added after the clamp); the paper's text does not mention it.
 # c = 1 in the script for Figure 2 (figure2_hypergradients_fluctuation.py: clamp_inner_grads
@@ -226,13 +227,20 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     final hyperparameters. With a ``cache``, every finished outer step is on disk and a re-run
     resumes after the last one; ``wall_time`` then counts compute time only.
 
-    A training that diverges gives no hypergradient. The paper does not say what its loop does
-    then (the authors' code clamps every inner gradient, as the studies' tasks do here with
-    ``grad_clip``, which makes divergence rarer but does not rule it out). With
-    ``on_diverge="halve"`` (the default) the next run goes halfway back to the last hyperparameters that trained, with the step of
-    every value that moved halved, as a sign flip would do (:func:`diverged_update`); the row
-    is kept with ``kind="diverged"`` and the loop goes on. A divergence before any run has
-    trained, or with ``on_diverge="stop"``, ends the run with status ``"diverged"``.
+    A training that diverges gives no hypergradient, and one that ends dead (its validation
+    loss not below :data:`START_PROGRESS` of its untrained network's, after an earlier run had
+    trained) gives a useless one: near zero, its sign noise, so sign steps cannot leave the dead
+    region (study 09 at cpu scale: FDS stalled at ln 10 from outer step 2 on and ended at chance
+    accuracy). The paper does not say what its loop does then (the authors' code clamps every
+    inner gradient, as the studies' tasks do here with ``grad_clip``, which makes divergence
+    rarer but does not rule it out; a NaN hypergradient has sign 0 there, so it stays put).
+    With ``on_diverge="halve"`` (the default) the next run goes halfway back to the last
+    hyperparameters whose run did not fail, with the step of every value that moved halved,
+    as a sign flip would do (:func:`diverged_update`); the row is kept with ``kind="diverged"``
+    or ``kind="stalled"`` and the loop goes on. A run at the starting hyperparameters (alpha =
+    0 leaves the network untrained) is not a failure: the rule needs a run that trained
+    before. A failure before any run has trained, or a divergence with ``on_diverge="stop"``,
+    ends the run with status ``"diverged"``.
     ``max_seconds`` ends the run early as ``"finished"``, ``should_stop`` as ``"stopped"``;
     with ``converged_frac`` it also ends (``"finished"``, with its final training) at the
     first outer step after which :func:`converged` holds.
@@ -248,7 +256,8 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     rows: list[dict] = []
     status, message = "finished", ""
     total = steps + 1 if max_seconds is None else None  # a time budget: the count is open-ended
-    last, halved, anchor, k = False, [], None, 0  # anchor: the hyperparameters of the last run that trained
+    last, halved, anchor, k = False, [], None, 0  # anchor: the hyperparameters of the last run that did not fail
+    trained_once = False  # whether some run has brought the validation loss below START_PROGRESS of its start
     with progress_bar(total=total, desc=label, disable=not progress, leave=False) as bar:
         while True:
             last = last or k >= steps
@@ -256,12 +265,15 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
             cached = cache.load(piece) if cache is not None else None
             if cached is None:
                 row, next_state = _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics,
-                                              names, rows[-1] if rows else None, initial_steps)
-                recover = (row["kind"] == "diverged" and on_diverge == "halve" and anchor is not None
+                                              names, rows[-1] if rows else None, initial_steps, trained_once)
+                recover = (row["kind"] in FAILED and on_diverge == "halve" and anchor is not None
                            and bool((state.h != anchor).any()))
+                if row["kind"] == "stalled" and not recover:  # nowhere to go back to: keep its hypergradient
+                    row["kind"] = "final" if last else "hypergradient"
+                    row.pop("message", None)
                 if recover:  # halfway back to the last point that trained; a final training: back to it
                     next_state = state._replace(h=anchor) if last else diverged_update(state, anchor)
-                if cache is not None and (row["kind"] != "diverged" or recover):
+                if cache is not None and (row["kind"] not in FAILED or recover):
                     cache.save(piece, (row, next_state))
             else:
                 row, next_state = cached
@@ -270,17 +282,19 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
             bar.update()
             if callback is not None:
                 callback(row)
-            diverged = row["kind"] == "diverged"
+            diverged = row["kind"] in FAILED
             if diverged and next_state is state:
                 status, message = "diverged", f"diverged at outer step {k}: {why}"
                 break
             if diverged:
-                halved.append(k)
-                message = (f"training diverged at outer step(s) {', '.join(map(str, halved))}: each time the run "
+                halved.append(f"{k} ({row['kind']})")
+                message = (f"training failed at outer step(s) {', '.join(halved)}: each time the run "
                            "went halfway back to the last hyperparameters that trained, with halved steps"
                            + (" (the final training: back to them)" if last else ""))
             else:
                 anchor = state.h
+                trained_once = trained_once or bool(row.pop("trained", False))
+            row.pop("trained", None)
             state = next_state
             k += 1
             if last:
@@ -312,8 +326,19 @@ def diverged_update(state, anchor: torch.Tensor):
                           step_size=torch.where(moved, state.step_size / 2, state.step_size))
 
 
-def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous, initial_steps):
-    """Run k: train at h_k (with its hypergradient unless it is the last) and step the outer update."""
+def stalled(task: InnerTask, loss: float, seed: int) -> tuple[bool, float]:
+    """Whether a finished training did not train: its validation loss ``loss`` is not below
+    :data:`START_PROGRESS` of the untrained network's at the same ``seed`` (the start check's
+    criterion). Returns that and the untrained loss."""
+    untrained = float(task.val_loss(task.init(seed)))
+    return not loss < START_PROGRESS * untrained, untrained
+
+
+def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous, initial_steps,
+                trained_once=False):
+    """Run k: train at h_k (with its hypergradient unless it is the last) and step the outer update.
+    After a run that trained (``trained_once``), a run that did not (:func:`stalled`) is marked
+    ``kind="stalled"`` (:func:`learn` decides whether its hypergradient step is kept)."""
     start = time.perf_counter()
     current = hyper.with_flat(state.h)
     inner_seed = run_seed(seed, k)
@@ -330,6 +355,10 @@ def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, na
                   ("gradient_evaluations", "function_evaluations", "hvp_evaluations")}
         next_state = state if diverged else outer.update(state, result.grad)
         norm2 = math.nan if diverged else float((result.grad ** 2).sum())
+    dead, untrained = (False, math.nan) if diverged else stalled(task, loss, inner_seed)
+    if dead and trained_once:
+        why = (f"the network did not train: validation loss {loss:.4g}, not below {START_PROGRESS:g} x "
+               f"{untrained:.4g} (the untrained network's)")
     elapsed = time.perf_counter() - start
     before = previous or {"wall_time": 0.0, "runs": 0, "best_objective": math.inf,
                           **{name: 0 for name in ("iteration", "gradient_evaluations", "function_evaluations",
@@ -339,15 +368,16 @@ def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, na
         "step": k, "iteration": before["iteration"] + counts["gradient_evaluations"] + counts["function_evaluations"],
         **totals, "wall_time": before["wall_time"] + elapsed, "objective": loss,
         "best_objective": min(before["best_objective"], loss) if loss == loss else before["best_objective"],
-        "kind": "diverged" if diverged else ("final" if last else "hypergradient"),
+        "kind": "diverged" if diverged else "stalled" if dead and trained_once else ("final" if last else "hypergradient"),
         **dict(zip(names, state.h.tolist())),
         "runs": before["runs"] + 1, "hypergradient_norm2": norm2, "seed": inner_seed,
         "relative_step": math.nan if (last or diverged) else float(relative_steps(next_state, initial_steps).max()),
+        "trained": not diverged and not dead,
     }
     if metrics is not None:
         row.update(metrics(theta if not diverged else torch.full_like(theta, math.nan), state.h))
         row["test_accuracy"] = 1.0 - row["test_error"]
-    if diverged:
+    if diverged or row["kind"] == "stalled":
         row["message"] = why
     return row, next_state
 
