@@ -38,6 +38,7 @@ from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from hpolab.devices import cpu_threads
+from hpolab import divergence
 from hpolab.history import COLUMNS, History
 from hpolab.validation import check_count, check_positive
 
@@ -357,7 +358,7 @@ def run_local_sgd(
     config: dict | None = None,
     callback: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    divergence_factor: float = 1e6,
+    divergence_factor: float = divergence.FACTOR,
     threads: int | None = 1,
 ) -> LocalSGDHistory:
     """Simulate local SGD for ``steps`` local steps per worker and record it.
@@ -416,7 +417,7 @@ def run_local_sgd(
         marks = [int(m) for m in evaluation_steps(steps, evaluations)[1:]]
         at_rounds = {check_count("measure_rounds", r, minimum=1) for r in measure_rounds}
         rounds: list[tuple[int, float]] = []
-        limit = divergence_factor * max(abs(recorder.record(weights, 0, rounds)["objective"]), 1.0)
+        reference = recorder.record(weights, 0, rounds)["objective"]
         done, status, message = 0, "finished", ""
         while done < steps:
             h = check_count("period", min(schedule(rounds), steps - done), minimum=1)
@@ -431,7 +432,7 @@ def run_local_sgd(
             passed = bisect_right(marks, done) > bisect_right(marks, done - h)  # a measuring point
             if passed or len(rounds) in at_rounds:
                 objective = recorder.record(weights, done, rounds)["objective"]
-                if not (math.isfinite(objective) and abs(objective) <= limit):
+                if divergence.diverged(objective, reference, divergence_factor):
                     status, message = "diverged", f"diverged at step {done}: the objective reached {objective:.4g}"
                     break
             if should_stop is not None and should_stop():

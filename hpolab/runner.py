@@ -8,6 +8,7 @@ from typing import Callable
 
 from hpolab.progress import progress_bar
 
+from hpolab import divergence
 from hpolab.history import History, ordered
 from hpolab.oracle import Oracle
 from hpolab.problems.base import Problem
@@ -25,7 +26,7 @@ def run(
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    divergence_factor: float = 1e6,
+    divergence_factor: float = divergence.FACTOR,
     max_seconds: float | None = None,
 ) -> History:
     """Run ``method`` on ``problem`` until ``iterations`` evaluations are spent.
@@ -79,14 +80,14 @@ def run(
             callback(row)
         return row
 
-    limit = divergence_factor * max(abs(record(0, "start")["objective"]), 1.0)
+    reference = record(0, "start")["objective"]
     status, message = "finished", ""
     with progress_bar(total=iterations, desc=method.label, disable=not progress, leave=False) as bar:
         while oracle.evaluations < iterations:
             state = method.update(state, oracle, generator)
             row = record(len(rows), state.kind)
             bar.update(min(row["iteration"], iterations) - bar.n)
-            if not math.isfinite(row["objective"]) or abs(row["objective"]) > limit:
+            if divergence.diverged(row["objective"], reference, divergence_factor):
                 status = "diverged"
                 message = f"diverged at step {row['step']}: the objective reached {row['objective']:.4g}"
                 message += f" ({state.message})" if getattr(state, "message", "") else ""

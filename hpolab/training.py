@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hpolab import divergence
 from hpolab.history import COLUMNS, History
 from hpolab.progress import progress_bar
 
@@ -53,7 +54,7 @@ def fit(
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    divergence_factor: float = 1e6,
+    divergence_factor: float = divergence.FACTOR,
 ) -> History:
     """Train for ``steps`` minibatch steps (epochs of seeded shuffles) and record the run.
 
@@ -90,7 +91,7 @@ def fit(
             first = value if step == 1 else first  # the loss the divergence test compares with
             running, count = running + value, count + 1
             bar.update()
-            if not (math.isfinite(value) and value <= divergence_factor * max(abs(first), 1.0)):
+            if divergence.diverged(value, first, divergence_factor):
                 status, message = "diverged", f"diverged at step {step}: the training loss became {value}"
             due = step in marks if marks is not None else step % evaluate_every == 0
             if due or step == steps or status != "finished":

@@ -21,10 +21,10 @@ from typing import Callable, NamedTuple
 import torch
 from torch.func import grad_and_value
 
+from hpolab import divergence
 from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
 from hpolab.hypergrad.task import InnerTask
 
-DIVERGENCE_FACTOR = 1e6  # a training loss this many times its first value (or NaN) has diverged
 
 
 def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, transformable: bool = True) -> Callable:
@@ -133,8 +133,8 @@ class Watch:
         loss = loss.detach()
         worst = float(loss.max()) if loss.dim() else float(loss)
         if self.first is None and worst == worst:
-            self.first = max(abs(worst), 1.0)
-        if not (worst == worst and abs(worst) <= DIVERGENCE_FACTOR * (self.first or 1.0)):
+            self.first = worst
+        if divergence.diverged(worst, 1.0 if self.first is None else self.first):
             self.message = f"training diverged at step {step}: the training loss reached {worst:.4g}"
             return True
         return False

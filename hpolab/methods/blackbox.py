@@ -21,7 +21,7 @@ that trial's validation loss and hyperparameters; the running best is the histor
     row holds the validation loss of its partly trained weights.
 ``"diverged trial"``
     training diverged (a NaN or exploding training loss), or the validation loss is not
-    finite or exceeds ``DIVERGENCE_FACTOR`` (1e6, the runner's default) times the
+    finite or exceeds ``hpolab.divergence.FACTOR`` (1e6, the library's one rule) times the
     untrained network's. The search goes on: as the runner ends a run on such an
     objective, the row keeps the trial's point as ``y`` but the run's *initial* weights as
     ``x``, so its objective is the untrained validation loss, a finite stand-in. Optuna is
@@ -58,7 +58,8 @@ from optuna.trial import TrialState
 
 from hpolab.hypergrad.hyperparameters import Hyperparameters
 from hpolab.hypergrad.task import InnerTask
-from hpolab.hypergrad.unroll import DIVERGENCE_FACTOR, train
+from hpolab import divergence
+from hpolab.hypergrad.unroll import train
 from hpolab.problems.tuning import hyperparameter_names
 from hpolab.protocol import Cost, Method
 from hpolab.validation import check_choice, check_count
@@ -184,10 +185,6 @@ def _make_study(sampler: str, pruner: str | None, horizon: int, min_steps: int |
 # ---------------------------------------------------------------------------- one trial
 
 
-def _exploded(value: float, reference: float) -> bool:
-    return not (math.isfinite(value) and abs(value) <= DIVERGENCE_FACTOR * max(abs(reference), 1.0))
-
-
 @torch.no_grad()
 def _validation_loss(task: InnerTask, theta: torch.Tensor) -> float:
     return float(task.val_loss(theta))
@@ -203,7 +200,7 @@ def _train_trial(task: InnerTask, hyper: Hyperparameters, point: torch.Tensor, s
             return False
         value = _validation_loss(task, theta)
         reported.update(evaluations=reported["evaluations"] + 1, value=value)
-        if _exploded(value, reference):
+        if divergence.diverged(value, reference):
             return True  # no use training on: the trial is recorded as diverged
         trial.report(value, t + 1)
         with warnings.catch_warnings():
@@ -216,7 +213,7 @@ def _train_trial(task: InnerTask, hyper: Hyperparameters, point: torch.Tensor, s
         return Outcome(trained.theta, trained.steps, evaluations, float("nan"), "diverged trial", trained.message)
     if trained.steps == hyper.horizon:
         value, evaluations = _validation_loss(task, trained.theta), evaluations + 1
-    if _exploded(value, reference):
+    if divergence.diverged(value, reference):
         return Outcome(trained.theta, trained.steps, evaluations, value, "diverged trial",
                        f"the validation loss after {trained.steps} steps reached {value:.4g}")
     if trained.steps < hyper.horizon:

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from hpolab import divergence
 from hpolab.cache import StudyCache
 from hpolab.data import DataNotFoundError, as_tensors, full_cifar10_needed, load_cifar10, load_mnist, load_svhn
 from hpolab.history import History, ordered
@@ -414,7 +415,8 @@ def hd_training(task: InnerTask, horizon: int, hypergrad_lr: float, seed: int, t
         loss = task.train_loss(theta, task.batch(batches[t]), {})
         loss.backward()
         optimizer.step()
-        if not math.isfinite(float(loss.detach())):
+        first_loss = float(loss.detach()) if t == 0 else first_loss
+        if divergence.diverged(float(loss.detach()), first_loss):
             status, message = "diverged", f"HD training diverged at step {t}: the training loss reached {float(loss.detach()):.4g}"
         if (t + 1) % every == 0 or t == horizon - 1 or status != "finished":
             with torch.no_grad():

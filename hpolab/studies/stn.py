@@ -45,6 +45,7 @@ from torch.nn import functional as F
 
 from hpolab import claims
 from hpolab.devices import resolve_device
+from hpolab import divergence
 from hpolab.history import COLUMNS, History
 from hpolab.methods.stn import (
     ResponseModel,
@@ -274,7 +275,7 @@ def run_ridge(data: Regression, log_lambda0: float = -4.0, sigma: float = 0.5, l
     for cycle in range(cycles):
         state = method.update(state, lambda: data.train, lambda: data.val, generator)
         record(state, "cycle")
-        if not math.isfinite(rows[-1]["objective"]):
+        if divergence.diverged(rows[-1]["objective"], rows[0]["objective"]):
             status = "diverged"
             message = f"diverged at cycle {cycle + 1}: the validation loss became {rows[-1]['objective']}"
             break
@@ -525,6 +526,7 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
             callback(rows[-1])
 
     record(0)
+    first_loss = None  # the first training loss: the divergence rule's reference
     for step in range(1, setting.steps + 1):
         if setting.method == "stn":
             state = stn.train(state, next(train_batches), generator)
@@ -546,7 +548,8 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
             params = tuple(p.requires_grad_() for p in params)
             loss = float(objective.detach())
         running, count = running + loss, count + 1
-        if not math.isfinite(loss):
+        first_loss = loss if first_loss is None else first_loss
+        if divergence.diverged(loss, first_loss):
             status, message = "diverged", f"diverged at step {step}: the training loss became {loss}"
         if step % every == 0 or step == setting.steps or status != "finished":
             record(step)
