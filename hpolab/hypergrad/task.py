@@ -16,7 +16,6 @@ does); :func:`logistic_regression_task` builds the HOZOG paper's Eq. 5 problem.
 from __future__ import annotations
 
 import copy
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, replace_all_batch_norm_modules_
 from torch.nn import functional as F
 
-_GLOBAL_RNG = threading.Lock()  # see FlatModel.init
+from hpolab.seeding import global_seed
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, labels, indices into the train set
@@ -85,8 +84,7 @@ class FlatModel:
 
         The draw uses torch's global generator, so it holds a lock: runs training in several
         threads (HOZOG spread over devices) would otherwise interleave their draws."""
-        with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with global_seed(seed):
             for layer in self.template.modules():
                 if hasattr(layer, "reset_parameters"):
                     layer.reset_parameters()

@@ -56,6 +56,7 @@ from hpolab.studies.common import StudyResult, check_scale
 from hpolab.studies.hd_vs_decay_claims import CLAIMS  # noqa: F401  (the ledger reads a study's CLAIMS here)
 from hpolab.training import fit
 from hpolab.validation import check_choice, check_count
+from hpolab.seeding import global_seed
 
 OPTIMIZERS = ("sgd", "sgdn", "adam")
 LR_SCHEDULES = ("constant", "hd", "decay")
@@ -267,18 +268,18 @@ def train_setting(setting: Setting, data, epochs: int, seed: int, batch_size: in
     (x_train, y_train), test = data
     per_epoch = max(1, len(y_train) // batch_size)
     steps = epochs * per_epoch
-    torch.manual_seed(seed)
-    model = MODELS[setting.task]().to(device)
-    decay_steps = max(1, round(decay_epochs(setting.task, epochs) * per_epoch))
-    optimizer, scheduler = make_optimizer(setting.optimizer, setting.schedule, model.parameters(), setting.lr,
-                                          setting.hypergrad_lr, decay_steps)
-    records = epochs * records_per_epoch if records_per_epoch else evaluations
-    marks = sorted({max(1, round(k * steps / records)) for k in range(1, records + 1)})  # evenly spread
-    config = {"optimizer": setting.optimizer, "schedule": setting.schedule, "lr0": setting.lr,
-              "hypergrad_lr": setting.hypergrad_lr, "task": setting.task, "epochs": epochs}
-    return fit(model, optimizer, (x_train, y_train), test, steps=steps, batch_size=batch_size, seed=seed,
-               scheduler=scheduler, record_steps=marks, label=setting.label,
-               problem=setting.task, config=config, progress=progress, callback=callback, should_stop=should_stop)
+    with global_seed(seed):  # the initialization and dropout masks: the seed's alone
+        model = MODELS[setting.task]().to(device)
+        decay_steps = max(1, round(decay_epochs(setting.task, epochs) * per_epoch))
+        optimizer, scheduler = make_optimizer(setting.optimizer, setting.schedule, model.parameters(), setting.lr,
+                                              setting.hypergrad_lr, decay_steps)
+        records = epochs * records_per_epoch if records_per_epoch else evaluations
+        marks = sorted({max(1, round(k * steps / records)) for k in range(1, records + 1)})  # evenly spread
+        config = {"optimizer": setting.optimizer, "schedule": setting.schedule, "lr0": setting.lr,
+                  "hypergrad_lr": setting.hypergrad_lr, "task": setting.task, "epochs": epochs}
+        return fit(model, optimizer, (x_train, y_train), test, steps=steps, batch_size=batch_size, seed=seed,
+                   scheduler=scheduler, record_steps=marks, label=setting.label,
+                   problem=setting.task, config=config, progress=progress, callback=callback, should_stop=should_stop)
 
 
 def _sizes(scale: str, task: str):

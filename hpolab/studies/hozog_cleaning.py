@@ -45,6 +45,7 @@ from hpolab.studies.hozog import (
     LABELS, Split, _gamma_slider, _seconds_box, device_replicas, hozog_executor, seconds_per_step,
     tuning_method, with_suboptimality,
 )
+from hpolab.seeding import global_seed
 
 
 class Size(NamedTuple):
@@ -126,8 +127,9 @@ def cleaning_data(n_train: int, n_val: int, n_test: int, n_groups: int, seed: in
 def cleaning_setting(data: Cleaning, horizon: int, lr: float = CLEANING_LR):
     """(task, hyperparameters): softmax regression trained by full-batch gradient descent, each
     example's loss weighted by sigmoid(lambda_g) of its group, lambda = 0 to start."""
-    torch.manual_seed(0)
-    task = classification_task(nn.Linear(784, 10), data.split.train, data.split.val, batch_size=None,
+    with global_seed(0):  # the template's weights; every training draws its own from its seed
+        module = nn.Linear(784, 10)
+    task = classification_task(module, data.split.train, data.split.val, batch_size=None,
                                example_groups=data.groups, dtype=torch.float64,
                                device=data.split.train[0].device, name="mnist-cleaning")
     n_groups = int(data.group_corrupted.numel())

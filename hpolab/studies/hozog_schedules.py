@@ -43,6 +43,7 @@ from hpolab.validation import check_choice, check_count, check_positive
 from hpolab.studies.hozog import (
     LABELS, _gamma_slider, _seconds_box, device_replicas, hozog_executor, tuning_method, with_suboptimality,
 )
+from hpolab.seeding import global_seed
 
 
 class Network(NamedTuple):
@@ -134,8 +135,9 @@ def schedule_setting(scale: str, network: str = "cnn", device="cpu", lr: float =
     each training's seed."""
     sizes = SCHEDULE_SCALES[check_scale(scale)]
     train, val, test = split or cifar_split(sizes.n_train, sizes.n_val, sizes.n_test, device)
-    torch.manual_seed(0)
-    task = classification_task(build_network(network, scale), train, val, batch_size=sizes.batch, device=device,
+    with global_seed(0):  # the template's weights; every training draws its own from its seed
+        module = build_network(network, scale)
+    task = classification_task(module, train, val, batch_size=sizes.batch, device=device,
                                name=network)
     steps_per_epoch = sizes.n_train // sizes.batch
     epochs = network_settings(network, scale).epochs

@@ -56,6 +56,7 @@ from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale
 from hpolab.tables import significant
 from hpolab.validation import check_choice, check_count, check_positive
+from hpolab.seeding import global_seed
 
 TASKS = ("a9a-logreg", "w8a-logreg", "mnist-mlp")
 CONVEX = ("a9a-logreg", "w8a-logreg")  # the tasks the claims are checked on
@@ -116,8 +117,8 @@ def make_model(task: str, features: int, seed: int) -> nn.Module:
     """Logistic regression (one logit, zero start) or the MLP (one hidden layer of 64 ReLUs,
     torch's default initialization drawn from ``seed``)."""
     if task == "mnist-mlp":
-        torch.manual_seed(seed)
-        return nn.Sequential(nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 10))
+        with global_seed(seed):
+            return nn.Sequential(nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 10))
     model = nn.Linear(features, 1).double()
     nn.init.zeros_(model.weight)
     nn.init.zeros_(model.bias)
