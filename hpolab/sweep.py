@@ -4,7 +4,8 @@
     hpolab report [01_jd_sphere | runs/sweeps/01_jd_sphere]
 
 Every run lives in ``runs/sweeps/<notebook>/<key>/``, where ``key`` hashes the notebook's
-name, its code cells, the scale and every parameter (defaults filled in), and holds a
+name, its code cells, the library's code (every ``.py`` under ``hpolab/``), the scale and
+every parameter (defaults filled in), and holds a
 ``status.json`` (``finished``, or ``failed`` with the error; ``running`` or ``interrupted``
 while not done; the parameters, the timing). A finished run is never recomputed, so
 running the same command again after an interruption resumes the sweep; a failed one is
@@ -40,6 +41,7 @@ from typing import Callable, Iterable, Iterator
 import pandas as pd
 
 from hpolab import notebooks
+from hpolab.cache import code_version
 from hpolab.notebooks import Parameter
 
 STATUS = "status.json"
@@ -161,11 +163,12 @@ def parse_fixed(pairs: Iterable[tuple[str, str]], declared: dict[str, Parameter]
 
 
 def source_hash(path: Path) -> str:
-    """A hash of the notebook's code cells (editing its text cells keeps the cached runs)."""
+    """A hash of the notebook's code cells and of the library's code (:func:`hpolab.cache.code_version`):
+    editing a text cell keeps the finished runs, a change to the code that computes them does not."""
     import nbformat
 
     cells = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
-    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps({"cells": cells, "library": code_version()}).encode()).hexdigest()[:16]
 
 
 def run_key(notebook: str, source: str, scale: str, parameters: dict) -> str:

@@ -37,6 +37,14 @@ ALL = [
 ]
 
 
+def test_the_table_covers_every_registered_method():
+    """A method added to the registry joins the table above (convergence, repeatability, cost)."""
+    from hpolab.methods import METHODS
+
+    assert {param.id for param in ALL} == set(METHODS)
+    assert {param.values[0] for param in ALL} == set(METHODS.values())
+
+
 @pytest.mark.parametrize("factory, settings, budget, reduction", CONVERGENCE)
 def test_method_reduces_objective_on_random_quadratic(quadratic, factory, settings, budget, reduction):
     history = run(factory(**settings), quadratic, budget, seed=1)

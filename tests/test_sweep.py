@@ -86,6 +86,16 @@ def test_finished_runs_are_skipped_failed_ones_only_when_asked(tmp_path):
     assert [run.point["p"] for run in sweep.to_do(plan, retry_failed=True)] == [0.3, 0.5, 0.7]
 
 
+def test_a_change_to_the_library_code_gives_new_run_keys(tmp_path, monkeypatch):
+    """A finished run is reused only while the notebook's code cells and the hpolab/ sources that
+    computed it are unchanged (issue 14: stale results came back silently after a code change)."""
+    before = [run.folder.name for run in sweep.plan("01", ["p=0.3,0.5"], root=tmp_path).runs]
+    assert before == [run.folder.name for run in sweep.plan("01", ["p=0.3,0.5"], root=tmp_path).runs]
+    monkeypatch.setattr(sweep, "code_version", lambda: "another-library")
+    after = [run.folder.name for run in sweep.plan("01", ["p=0.3,0.5"], root=tmp_path).runs]
+    assert set(after).isdisjoint(before)
+
+
 # --- runs of a toy notebook: divergence ---------------------------------------------------------------------
 
 
