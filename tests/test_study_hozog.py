@@ -11,6 +11,7 @@ import torch
 from hpolab import claims
 from hpolab.data import data_root
 from hpolab.history import History
+from hpolab.splits import Split, libsvm_split
 from hpolab.hypergrad import box, train
 from hpolab.problems.tuning import tuning_problem
 from hpolab.runner import run
@@ -24,7 +25,7 @@ needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
 
 @needs_libsvm
 def test_logistic_regression_data_is_split_two_one_one_without_overlap():
-    split = hozog_logreg.logistic_regression_data("mushrooms", limit=800)
+    split = libsvm_split("mushrooms", limit=800)
     sizes = [len(part[1]) for part in (split.train, split.val, split.test)]
     assert sizes == [400, 200, 200]
     assert set(torch.cat([split.train[1], split.val[1]]).tolist()) == {0, 1}
@@ -103,9 +104,9 @@ def test_table2_gamma_goes_to_the_stand_in_of_each_paper_data_set():
 
 def test_a_subset_scales_gamma_by_how_much_smaller_its_validation_sum_is():
     x = torch.zeros(8, 1)
-    split = hozog.Split("a9a", (x, x), (x[:2], x[:2]), (x, x), examples=4000)
+    split = Split((x, x), (x[:2], x[:2]), (x, x), name="a9a", examples=4000)
     assert hozog_logreg.subset_factor(split) == 1000 / 2
-    assert hozog_logreg.subset_factor(hozog.Split("a9a", (x, x), (x, x), (x, x))) == 1.0
+    assert hozog_logreg.subset_factor(Split((x, x), (x, x), (x, x), name="a9a")) == 1.0
 
 
 def test_the_adam_step_is_the_one_with_the_smallest_worst_gap():
@@ -116,7 +117,7 @@ def test_the_adam_step_is_the_one_with_the_smallest_worst_gap():
 
 @needs_libsvm
 def test_adam_step_table_measures_the_gap_to_the_training_minimizer():
-    split = hozog_logreg.logistic_regression_data("a9a", limit=400)
+    split = libsvm_split("a9a", limit=400)
     table = hozog_logreg.adam_step_table(split, 20, steps=(0.001, 0.1), lambdas=(-2.0, 2.0))
     assert len(table) == 4 and table["relative gap"].between(0, 1).all()
     worst = table.groupby("adam step")["relative gap"].max()
@@ -125,7 +126,7 @@ def test_adam_step_table_measures_the_gap_to_the_training_minimizer():
 
 @needs_libsvm
 def test_every_method_gets_the_papers_gradient_norm_column():
-    split = hozog_logreg.logistic_regression_data("a9a", limit=400)
+    split = libsvm_split("a9a", limit=400)
     task, hyper, limits_range = hozog_logreg.logistic_regression_setting(split, 10, 0.1)
     limits = box(hyper, {"log_l2": limits_range})
     runs = []

@@ -52,7 +52,7 @@ from hpolab.studies.estimator_atlas_claims import (  # noqa: F401
     growth_rate,
     slope,
 )
-from hpolab.studies.hozog_logreg import logistic_regression_data
+from hpolab.splits import libsvm_split
 from hpolab.validation import check_choice, check_count, check_positive
 
 ESTIMATORS = ("finite-differences", "forward", "greedy", "reverse", "unrolled-forward", "implicit", "zeroth-order")
@@ -122,7 +122,7 @@ def family_data(family: str, scale: str, device) -> dict:
     check_choice("family", family, FAMILIES)
     n_train, n_val = SIZES[check_scale(scale)]["n"]
     if family == "logreg":  # features scaled so that the summed logistic loss has curvature <= 1
-        split = logistic_regression_data("a9a", limit=2 * (n_train + n_val), device=device)
+        split = libsvm_split("a9a", limit=2 * (n_train + n_val), device=device)
         x = split.train[0][:n_train]
         scale_by = (0.25 * torch.linalg.eigvalsh(x.T @ x)[-1]).rsqrt()
         return {"train": (x * scale_by, split.train[1][:n_train]), "val": (split.val[0] * scale_by, split.val[1])}

@@ -410,13 +410,15 @@ def hd_training(task: InnerTask, horizon: int, hypergrad_lr: float, seed: int, t
     every = record_every or max(horizon // 10, 1)
     rows, status, message = [], "finished", ""
     start = time.perf_counter()
+    first_loss = None  # the first training loss: the divergence rule's reference
     for t in range(horizon):
         optimizer.zero_grad()
         loss = task.train_loss(theta, task.batch(batches[t]), {})
         loss.backward()
         optimizer.step()
-        first_loss = float(loss.detach()) if t == 0 else first_loss
-        if divergence.diverged(float(loss.detach()), first_loss):
+        value = float(loss.detach())
+        first_loss = value if first_loss is None else first_loss
+        if divergence.diverged(value, first_loss):
             status, message = "diverged", f"HD training diverged at step {t}: the training loss reached {float(loss.detach()):.4g}"
         if (t + 1) % every == 0 or t == horizon - 1 or status != "finished":
             with torch.no_grad():

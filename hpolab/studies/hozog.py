@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -36,18 +35,6 @@ GRADIENT_METHODS = {"hozog": "zeroth-order", "forward": "forward", "reverse": "r
 LABELS = {"hozog": "HOZOG", "forward": "FOR", "reverse": "REV", "implicit": "HOAG", "random-search": "RS",
           "bayesian": "GP-BO", "bohb": "BOHB-like"}
 DEFAULT_GAMMA = 50.0
-
-
-@dataclass(frozen=True)
-class Split:
-    """Train, validation and test tensors of a binary classification set (labels 0 / 1);
-    ``examples``: how many the whole data set has (0: not said), when these are a subset."""
-
-    name: str
-    train: tuple[torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
-    examples: int = 0
 
 
 def device_replicas(build: Callable[[torch.device], object], device: torch.device) -> list | None:

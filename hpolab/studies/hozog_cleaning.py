@@ -39,10 +39,11 @@ from hpolab.hypergrad import box, classification_task, schedule
 from hpolab.problems.tuning import tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
+from hpolab.splits import Split
 from hpolab.studies.common import StudyResult, check_scale
 from hpolab.validation import check_count, check_positive
 from hpolab.studies.hozog import (
-    LABELS, Split, _gamma_slider, _seconds_box, device_replicas, hozog_executor, seconds_per_step,
+    LABELS, _gamma_slider, _seconds_box, device_replicas, hozog_executor, seconds_per_step,
     tuning_method, with_suboptimality,
 )
 from hpolab.seeding import global_seed
@@ -118,9 +119,8 @@ def cleaning_data(n_train: int, n_val: int, n_test: int, n_groups: int, seed: in
     groups = random_groups(n_train, n_groups, generator)
     share = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, groups, corrupted.double())
     sizes = torch.bincount(groups, minlength=n_groups).double()
-    split = Split("mnist-cleaning", (x[train_idx].to(device), labels.to(device)),
-                  (x[val_idx].to(device), y[val_idx].to(device)),
-                  (x_test.reshape(len(x_test), -1).double().to(device), y_test.to(device)))
+    split = Split((x[train_idx].to(device), labels.to(device)), (x[val_idx].to(device), y[val_idx].to(device)),
+                  (x_test.reshape(len(x_test), -1).double().to(device), y_test.to(device)), name="mnist-cleaning")
     return Cleaning(split, groups, corrupted, share > sizes / 2)
 
 

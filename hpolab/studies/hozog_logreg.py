@@ -28,7 +28,6 @@ import pandas as pd
 import torch
 
 from hpolab import claims
-from hpolab.data import load_libsvm
 from hpolab.devices import cpu_threads, resolve_device
 from hpolab.history import History
 from hpolab.hypergrad import box, schedule, train
@@ -40,10 +39,10 @@ from hpolab.problems.tuning import tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.smoothing import smoothed_gradient
+from hpolab.splits import Split, libsvm_split
 from hpolab.studies.common import StudyResult, check_scale
 from hpolab.studies.hozog import (
     LABELS,
-    Split,
     _gamma_slider,
     _seconds_box,
     device_replicas,
@@ -61,7 +60,6 @@ STAND_INS = {"news20": "News20", "a9a": "Covtype", "w8a": "Real-sim"}  # ours ->
 TABLE2_GAMMA = {"News20": 0.05, "Covtype": 0.03, "Real-sim": 0.005}  # HOZOG's gamma per paper data set
 LAMBDA_RANGE = (-10.0, 10.0)  # Eq. 5
 LAMBDA0 = -5.0  # not in the paper; see run_study
-NEWS20_POSITIVE = (2, 3, 4, 5, 6, 12, 13, 14, 15)  # comp.* and sci.* against the other groups
 # Per scale: examples kept (None: all), features kept for news20, Adam steps T, seconds per method.
 LOGREG_SIZES = {"smoke": (600, 300, 30, None), "cpu": (6000, 1000, 100, 20.0), "paper": (None, 10000, 1000, 600.0)}
 SMOKE_ITERATIONS = 31 * 6  # smoke runs are budgeted in training steps (deterministic), not seconds
@@ -107,35 +105,6 @@ def subset_factor(split: Split) -> float:
         return 1.0
     whole = (3 * split.examples) // 4 - split.examples // 2
     return whole / len(split.val[1])
-
-
-def logistic_regression_data(name: str, limit: int | None = None, max_features: int | None = None,
-                             seed: int = 0, dtype=torch.float64, device="cpu") -> Split:
-    """A LIBSVM set, dense, split 2:1:1 by a seeded permutation (``limit``: the first examples of it).
-
-    news20 (multiclass raw counts) becomes binary (comp.* and sci.* against the rest), keeps
-    its ``max_features`` most frequent words, and is scaled as log(1 + count) with unit-norm
-    rows; the other sets are used as they are.
-    """
-    x, y = load_libsvm(name)
-    if name == "news20":
-        y = np.where(np.isin(y, NEWS20_POSITIVE), 1.0, -1.0)
-    if max_features is not None and x.shape[1] > max_features:
-        counts = np.asarray((x != 0).sum(axis=0)).ravel()
-        x = x[:, np.sort(np.argsort(-counts, kind="stable")[:max_features])]
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    if limit is not None:
-        order = order[:limit]
-    dense = torch.tensor(x[order.numpy()].toarray(), dtype=dtype)
-    if name == "news20":
-        dense = torch.log1p(dense)
-        dense = dense / dense.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    labels = torch.tensor((y[order.numpy()] > 0).astype(np.int64))
-    n = len(order)
-    cut1, cut2 = n // 2, (3 * n) // 4
-    parts = [slice(0, cut1), slice(cut1, cut2), slice(cut2, n)]
-    train_, val, test = ((dense[p].to(device), labels[p].to(device)) for p in parts)
-    return Split(name, train_, val, test, examples=len(y))
 
 
 def logistic_regression_setting(split: Split, horizon: int, adam_step: float, lambda0: float = LAMBDA0):
@@ -224,7 +193,7 @@ def run_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a", "news
     with hozog_executor(address) as executor, cpu_threads(threads), \
             progress_bar(total=len(datasets) * len(methods), desc="runs", disable=not progress) as bar:
         for dataset in datasets:
-            split = logistic_regression_data(dataset, limit, max_features, device=torch_device)
+            split = libsvm_split(dataset, limit, max_features, device=torch_device)
             step = adam_step
             if step is None:
                 tables.append(adam_step_table(split, horizon))
@@ -237,7 +206,7 @@ def run_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a", "news
                                  "gamma": step_gamma}
             problem = tuning_problem(task, hyper, test=split.test)
             replicas = device_replicas(lambda d, dataset=dataset, step=step: logistic_regression_setting(
-                logistic_regression_data(dataset, limit, max_features, device=d), horizon, step, lambda0)[0],
+                libsvm_split(dataset, limit, max_features, device=d), horizon, step, lambda0)[0],
                 torch_device)
             for name in methods:
                 bar.set_postfix_str(f"{dataset}, {LABELS.get(name, name)}", refresh=False)
@@ -563,7 +532,7 @@ def default_gamma(dataset: str, scale: str = "cpu") -> float:
 def _cached_split(dataset, limit, max_features, device) -> Split:
     key = (dataset, limit, max_features, device)
     if key not in _SPLITS:
-        _SPLITS[key] = logistic_regression_data(dataset, limit, max_features, device=device)
+        _SPLITS[key] = libsvm_split(dataset, limit, max_features, device=device)
     return _SPLITS[key]
 
 

@@ -31,7 +31,6 @@ are the claims each run checks.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from hpolab import claims
 from hpolab.devices import resolve_device
 from hpolab import divergence
 from hpolab.history import COLUMNS, History
+from hpolab.splits import Split, mnist_split
 from hpolab.methods.stn import (
     ResponseModel,
     adam,
@@ -320,36 +320,6 @@ def network_limits(decay_range=DECAY_RANGE, dropout_range=DROPOUT_RANGE) -> tupl
         raise ValueError(f"need 0 < weight decay low < high and 0 < dropout low < high < 1, got {decay_range!r}, "
                          f"{dropout_range!r}")
     return ([math.log(d_low), math.log(p_low / (1 - p_low))], [math.log(d_high), math.log(p_high / (1 - p_high))])
-
-
-@dataclass(frozen=True)
-class Split:
-    """Flattened, standardized MNIST: train, validation (both from MNIST's training set,
-    disjoint) and test (MNIST's test set)."""
-
-    train: tuple[torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
-
-
-@functools.lru_cache(maxsize=4)
-def mnist_split(n_train: int, n_val: int, n_test: int | None, seed: int = 0, device: str = "cpu") -> Split:
-    """``n_train`` + ``n_val`` images drawn without overlap from MNIST's training set by a seeded
-    permutation, the first ``n_test`` test images; pixels standardized by the training mean and
-    standard deviation."""
-    from hpolab.data import as_tensors, load_mnist
-
-    x, y = as_tensors(load_mnist(train=True))
-    x_test, y_test = as_tensors(load_mnist(train=False), limit=n_test)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    train_idx, val_idx = order[:n_train], order[n_train:n_train + n_val]
-    x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
-    mean, std = x[train_idx].mean(), x[train_idx].std()
-
-    def part(images, labels):
-        return ((images - mean) / std).to(device), labels.to(device)
-
-    return Split(part(x[train_idx], y[train_idx]), part(x[val_idx], y[val_idx]), part(x_test, y_test))
 
 
 def to_lambda(weight_decay: float, dropout: float) -> torch.Tensor:

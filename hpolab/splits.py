@@ -1,0 +1,82 @@
+"""Data sets prepared for the studies: one split type, and each family's preparation once.
+
+A :class:`Split` holds train, validation and test tensors. The loaders of :mod:`hpolab.data`
+read the files; the functions here decide which examples go where and how they are scaled:
+
+- :func:`libsvm_split`: a LIBSVM set, dense, split 2:1:1 by a seeded permutation (the HOZOG
+  logistic-regression study, the estimator atlas);
+- :func:`mnist_split`: flattened MNIST, train and validation drawn from MNIST's training set,
+  standardized by the training pixels (the STN study).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hpolab.data import as_tensors, load_libsvm, load_mnist
+
+NEWS20_POSITIVE = (2, 3, 4, 5, 6, 12, 13, 14, 15)  # comp.* and sci.* against the other groups
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train, validation and test tensors (inputs, labels); ``name`` says which data set;
+    ``examples``: how many the whole data set has (0: not said), when these are a subset."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    name: str = ""
+    examples: int = 0
+
+
+def libsvm_split(name: str, limit: int | None = None, max_features: int | None = None,
+                 seed: int = 0, dtype=torch.float64, device="cpu") -> Split:
+    """A LIBSVM set, dense, split 2:1:1 by a seeded permutation (``limit``: the first examples of
+    it), labels 0 / 1.
+
+    news20 (multiclass raw counts) becomes binary (comp.* and sci.* against the rest), keeps
+    its ``max_features`` most frequent words, and is scaled as log(1 + count) with unit-norm
+    rows; the other sets are used as they are.
+    """
+    x, y = load_libsvm(name)
+    if name == "news20":
+        y = np.where(np.isin(y, NEWS20_POSITIVE), 1.0, -1.0)
+    if max_features is not None and x.shape[1] > max_features:
+        counts = np.asarray((x != 0).sum(axis=0)).ravel()
+        x = x[:, np.sort(np.argsort(-counts, kind="stable")[:max_features])]
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    if limit is not None:
+        order = order[:limit]
+    dense = torch.tensor(x[order.numpy()].toarray(), dtype=dtype)
+    if name == "news20":
+        dense = torch.log1p(dense)
+        dense = dense / dense.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    labels = torch.tensor((y[order.numpy()] > 0).astype(np.int64))
+    n = len(order)
+    cut1, cut2 = n // 2, (3 * n) // 4
+    parts = [slice(0, cut1), slice(cut1, cut2), slice(cut2, n)]
+    train, val, test = ((dense[p].to(device), labels[p].to(device)) for p in parts)
+    return Split(train, val, test, name=name, examples=len(y))
+
+
+@functools.lru_cache(maxsize=4)
+def mnist_split(n_train: int, n_val: int, n_test: int | None, seed: int = 0, device: str = "cpu") -> Split:
+    """``n_train`` + ``n_val`` images drawn without overlap from MNIST's training set by a seeded
+    permutation, the first ``n_test`` test images, flattened; pixels standardized by the
+    training mean and standard deviation."""
+    x, y = as_tensors(load_mnist(train=True))
+    x_test, y_test = as_tensors(load_mnist(train=False), limit=n_test)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    train_idx, val_idx = order[:n_train], order[n_train:n_train + n_val]
+    x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
+    mean, std = x[train_idx].mean(), x[train_idx].std()
+
+    def part(images, labels):
+        return ((images - mean) / std).to(device), labels.to(device)
+
+    return Split(part(x[train_idx], y[train_idx]), part(x[val_idx], y[val_idx]), part(x_test, y_test), name="mnist")
