@@ -11,9 +11,15 @@ The HOZOG paper's CIFAR-10 networks (section 3.2): ``two_layer_cnn``, two convol
 max pooling and local response normalization; ``cifar_vgg16`` and ``cifar_resnet152``,
 torchvision's models with their heads fitted to 32 x 32 inputs. Local response normalization
 holds no state, so it needs no patching for ``vmap``.
+
+The HD paper's networks (Baydin et al., studies 06 and 07): ``mnist_mlp`` (two hidden layers of
+1000 ReLUs), ``torch_blog_vgg16`` (the Torch blog's VGG-16 with BatchNorm and dropout, not
+HOZOG's ``cifar_vgg16``), ``cifar_resnet18`` and the ``cpu`` scale's ``small_cnn``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -135,3 +141,58 @@ def cifar_resnet152(classes: int = 10) -> nn.Module:
     from torchvision.models import resnet152
 
     return resnet152(num_classes=classes)
+
+
+# --- the HD paper's networks (studies 06, 07) ---------------------------------------------------
+
+
+def mnist_mlp(hidden: int = 1000) -> nn.Module:
+    """The paper's MNIST network: two hidden layers of 1000 ReLU units (Baydin et al.'s MLP)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, 10))
+
+
+def small_cnn() -> nn.Module:
+    """Two 3x3 conv blocks (16, 32 channels) and a linear layer: seconds per epoch on a CPU
+    (the ``cpu`` scale's stand-in for VGG-16)."""
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(32 * 8 * 8, 10))
+
+
+# The Torch blog's VGG (Zagoruyko 2015, "92.45% on CIFAR-10 in Torch"): channels of each 3x3
+# conv with the dropout after it ("M": 2x2 max pool).
+TORCH_BLOG_VGG = [(64, 0.3), (64, 0), "M", (128, 0.4), (128, 0), "M", (256, 0.4), (256, 0.4), (256, 0), "M",
+                  (512, 0.4), (512, 0.4), (512, 0), "M", (512, 0.4), (512, 0.4), (512, 0), "M"]
+
+
+def torch_blog_vgg16() -> nn.Module:
+    """The VGG-16 of the HD paper (Baydin et al.), from the Torch blog: 13 conv-BN(eps 1e-3)-ReLU layers with
+    dropout 0.3 / 0.4 after most of them, then Dropout(0.5)-Linear(512, 512)-BN-ReLU-
+    Dropout(0.5)-Linear(512, 10); convolutions initialized N(0, 2 / (9 * out channels))."""
+    layers, channels = [], 3
+    for entry in TORCH_BLOG_VGG:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+            continue
+        width, dropout = entry
+        conv = nn.Conv2d(channels, width, 3, padding=1)
+        nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (9 * width)))
+        nn.init.zeros_(conv.bias)
+        layers += [conv, nn.BatchNorm2d(width, eps=1e-3), nn.ReLU(inplace=True)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        channels = width
+    classifier = [nn.Flatten(), nn.Dropout(0.5), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                  nn.Dropout(0.5), nn.Linear(512, 10)]
+    return nn.Sequential(*layers, *classifier)
+
+
+def cifar_resnet18() -> nn.Module:
+    """torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 first conv, no max pool)."""
+    from torchvision.models import resnet18
+
+    model = resnet18(num_classes=10)
+    model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model

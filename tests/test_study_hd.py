@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hpolab import claims
+from hpolab import claims, models
 from hpolab.data import DataNotFoundError, data_root
 from hpolab.history import History
 from hpolab.optim import SGDHD, AdamHD
@@ -102,7 +102,7 @@ def test_records_split_the_run_evenly_so_no_record_averages_a_stub(monkeypatch):
 
 
 def test_vgg16_is_the_torch_blog_network_the_paper_names():
-    model = hd_vs_decay.cifar_vgg16()
+    model = models.torch_blog_vgg16()
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d))]
     dropouts = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
@@ -115,12 +115,12 @@ def test_vgg16_is_the_torch_blog_network_the_paper_names():
 
 def test_paper_models_accept_32_by_32_images():
     x = torch.randn(2, 3, 32, 32)
-    for build in (hd_vs_decay.cifar_vgg16, hd_vs_decay.cifar_resnet18, hd_vs_decay.small_cnn):
+    for build in (models.torch_blog_vgg16, models.cifar_resnet18, models.small_cnn):
         assert build()(x).shape == (2, 10)
 
 
 def test_mnist_model_is_two_hidden_layers_of_1000():
-    linears = [(m.in_features, m.out_features) for m in hd_vs_decay.mnist_mlp().modules() if isinstance(m, torch.nn.Linear)]
+    linears = [(m.in_features, m.out_features) for m in models.mnist_mlp().modules() if isinstance(m, torch.nn.Linear)]
     assert linears == [(784, 1000), (1000, 1000), (1000, 10)]
 
 
@@ -154,7 +154,7 @@ def test_cpu_grids_are_subsets_holding_baydins_setting():
 
 def test_fit_records_train_and_test_loss_and_learning_rate():
     torch.manual_seed(0)
-    model = hd_vs_decay.mnist_mlp(hidden=16)
+    model = models.mnist_mlp(hidden=16)
     optimizer = SGDHD(model.parameters(), lr=0.05, hypergrad_lr=1e-3)
     history = fit(model, optimizer, toy_data(), toy_data(128, 1), steps=20, batch_size=32, seed=0,
                   evaluate_every=5, config={"optimizer": "sgd"})
@@ -167,7 +167,7 @@ def test_fit_records_train_and_test_loss_and_learning_rate():
 
 def test_fit_stops_a_diverging_run_and_keeps_its_records():
     torch.manual_seed(0)
-    model = hd_vs_decay.mnist_mlp(hidden=16)
+    model = models.mnist_mlp(hidden=16)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e6)
     history = fit(model, optimizer, toy_data(), toy_data(128, 1), steps=200, batch_size=32, seed=0, evaluate_every=50)
     assert history.status == "diverged" and "diverged at step" in history.message

@@ -44,11 +44,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from hpolab.cache import StudyCache
 from hpolab.data import as_tensors, cifar10_copy, load_cifar10, load_mnist, require_full_cifar10
 from hpolab.devices import resolve_device
+from hpolab.models import cifar_resnet18, mnist_mlp, small_cnn, torch_blog_vgg16
 from hpolab.history import History
 from hpolab.optim import SGDHD, AdamHD
 from hpolab.progress import progress_bar
@@ -144,59 +144,7 @@ def suggested(task: str, optimizer: str) -> tuple[float, float]:
 # Models and data
 
 
-def mnist_mlp(hidden: int = 1000) -> nn.Module:
-    """The paper's MNIST network: two hidden layers of 1000 ReLU units (Baydin et al.'s MLP)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, 10))
-
-
-def small_cnn() -> nn.Module:
-    """Two 3x3 conv blocks (16, 32 channels) and a linear layer: seconds per epoch on a CPU
-    (the ``cpu`` scale's stand-in for VGG-16)."""
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(32 * 8 * 8, 10))
-
-
-# The Torch blog's VGG (Zagoruyko 2015, "92.45% on CIFAR-10 in Torch"): channels of each 3x3
-# conv with the dropout after it ("M": 2x2 max pool).
-TORCH_BLOG_VGG = [(64, 0.3), (64, 0), "M", (128, 0.4), (128, 0), "M", (256, 0.4), (256, 0.4), (256, 0), "M",
-                  (512, 0.4), (512, 0.4), (512, 0), "M", (512, 0.4), (512, 0.4), (512, 0), "M"]
-
-
-def cifar_vgg16() -> nn.Module:
-    """The VGG-16 the paper names, from the Torch blog: 13 conv-BN(eps 1e-3)-ReLU layers with
-    dropout 0.3 / 0.4 after most of them, then Dropout(0.5)-Linear(512, 512)-BN-ReLU-
-    Dropout(0.5)-Linear(512, 10); convolutions initialized N(0, 2 / (9 * out channels))."""
-    layers, channels = [], 3
-    for entry in TORCH_BLOG_VGG:
-        if entry == "M":
-            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-            continue
-        width, dropout = entry
-        conv = nn.Conv2d(channels, width, 3, padding=1)
-        nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (9 * width)))
-        nn.init.zeros_(conv.bias)
-        layers += [conv, nn.BatchNorm2d(width, eps=1e-3), nn.ReLU(inplace=True)]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        channels = width
-    classifier = [nn.Flatten(), nn.Dropout(0.5), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                  nn.Dropout(0.5), nn.Linear(512, 10)]
-    return nn.Sequential(*layers, *classifier)
-
-
-def cifar_resnet18() -> nn.Module:
-    """torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 first conv, no max pool)."""
-    from torchvision.models import resnet18
-
-    model = resnet18(num_classes=10)
-    model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()
-    return model
-
-
-MODELS = {"mnist-mlp": mnist_mlp, "cifar-cnn": small_cnn, "cifar-vgg16": cifar_vgg16, "cifar-resnet18": cifar_resnet18}
+MODELS = {"mnist-mlp": mnist_mlp, "cifar-cnn": small_cnn, "cifar-vgg16": torch_blog_vgg16, "cifar-resnet18": cifar_resnet18}
 
 
 @functools.lru_cache(maxsize=4)
