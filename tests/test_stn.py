@@ -17,7 +17,10 @@ from hpolab import claims
 from hpolab.data import data_root
 from hpolab.history import History
 from hpolab.methods import stn
+from hpolab import splits
 from hpolab.studies import stn as study
+from hpolab.studies import stn_network as network
+from hpolab.studies import stn_ridge as ridge_study
 
 needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
                                  reason="real MNIST not in data/: copy ../shared/data into data/, see data/README.md")
@@ -25,7 +28,7 @@ needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
 
 @pytest.fixture
 def ridge():
-    return study.ridge_data(n_train=20, n_val=30, n_test=30, features=8, seed=1)
+    return ridge_study.ridge_data(n_train=20, n_val=30, n_test=30, features=8, seed=1)
 
 
 def central(f, h, eps=1e-5):
@@ -48,24 +51,24 @@ def random_structured(sizes=(6, 5, 4, 3), seed=0):
 def test_ridge_best_response_minimizes_the_training_loss_and_its_jacobian_matches_finite_differences(ridge):
     x, y = ridge.train
     h = 0.7
-    w = study.ridge_best_response(x, y, h)
+    w = ridge_study.ridge_best_response(x, y, h)
     gradient = x.T @ (x @ w - y) + math.exp(h) * w
     assert gradient.norm() < 1e-10 * (x.T @ y).norm()
-    numeric = central(lambda t: study.ridge_best_response(x, y, t), h)
-    assert torch.allclose(study.ridge_jacobian(x, y, h)[:, 0], numeric, rtol=1e-7, atol=1e-10)
+    numeric = central(lambda t: ridge_study.ridge_best_response(x, y, t), h)
+    assert torch.allclose(ridge_study.ridge_jacobian(x, y, h)[:, 0], numeric, rtol=1e-7, atol=1e-10)
 
 
 def test_exact_hypergradient_matches_finite_differences_of_the_exact_validation_loss(ridge):
     for h in (-2.0, 0.5, 3.0):
-        numeric = central(lambda t: study.ridge_validation_curve(ridge, [t])[0], h)
-        assert study.ridge_exact_hypergradient(ridge, h) == pytest.approx(numeric, rel=1e-6)
+        numeric = central(lambda t: ridge_study.ridge_validation_curve(ridge, [t])[0], h)
+        assert ridge_study.ridge_exact_hypergradient(ridge, h) == pytest.approx(numeric, rel=1e-6)
 
 
 def test_ridge_optimum_is_the_minimum_of_the_exact_validation_curve(ridge):
-    h = study.ridge_optimum(ridge)
-    around = study.ridge_validation_curve(ridge, [h - 0.01, h, h + 0.01])
+    h = ridge_study.ridge_optimum(ridge)
+    around = ridge_study.ridge_validation_curve(ridge, [h - 0.01, h, h + 0.01])
     assert around[1] <= around[0] and around[1] <= around[2]
-    assert abs(study.ridge_exact_hypergradient(ridge, h)) < 1e-7
+    assert abs(ridge_study.ridge_exact_hypergradient(ridge, h)) < 1e-7
 
 
 # --- hypergradients through a response --------------------------------------------------------
@@ -76,20 +79,20 @@ def test_hypergradient_through_a_linear_response_matches_finite_differences(ridg
     d = ridge.train[0].shape[1]
     phi = (torch.randn(d, generator=generator, dtype=torch.float64),
            torch.randn(d, 1, generator=generator, dtype=torch.float64))
-    model = study.ridge_model(len(ridge.train[1]))
+    model = ridge_study.ridge_model(len(ridge.train[1]))
     loss, grad = stn.hypergradient(model, phi, ridge.val, 1)
     numeric = central(lambda t: float(model.val_loss(phi, torch.tensor([t], dtype=torch.float64), ridge.val)), 0.0)
     assert float(grad[0]) == pytest.approx(numeric, rel=1e-7)
-    assert float(loss) == pytest.approx(float(study.squared_loss(phi[0], ridge.val)))
+    assert float(loss) == pytest.approx(float(ridge_study.squared_loss(phi[0], ridge.val)))
 
 
 def test_the_exact_linearization_gives_the_exact_hypergradient(ridge):
     """With w0 = w*(c) and W1 = dw*/dh(c), STN's hypergradient is d L_val(w*(h)) / dh at c."""
     x, y = ridge.train
     for h in (-1.0, 2.0):
-        phi = (study.ridge_best_response(x, y, h), study.ridge_jacobian(x, y, h))
-        _, grad = stn.hypergradient(study.ridge_model(len(y)), phi, ridge.val, 1)
-        numeric = central(lambda t: study.ridge_validation_curve(ridge, [t])[0], h)
+        phi = (ridge_study.ridge_best_response(x, y, h), ridge_study.ridge_jacobian(x, y, h))
+        _, grad = stn.hypergradient(ridge_study.ridge_model(len(y)), phi, ridge.val, 1)
+        numeric = central(lambda t: ridge_study.ridge_validation_curve(ridge, [t])[0], h)
         assert float(grad[0]) == pytest.approx(numeric, rel=1e-6)
 
 
@@ -113,9 +116,9 @@ def test_closed_form_minimizer_zeroes_the_expected_training_gradient(ridge):
     (w0, W1) vanishes at ridge_stn_optimum."""
     x, y = ridge.train
     h, sigma = 0.5, 0.6
-    w0, w1 = (t.clone().requires_grad_() for t in study.ridge_stn_optimum(x, y, h, sigma))
+    w0, w1 = (t.clone().requires_grad_() for t in ridge_study.ridge_stn_optimum(x, y, h, sigma))
     nodes, weights = np.polynomial.hermite_e.hermegauss(40)
-    model = study.ridge_model(len(y))
+    model = ridge_study.ridge_model(len(y))
     hyper = torch.full((len(y), 1), h, dtype=torch.float64)
     expected = sum(float(wt) / math.sqrt(2 * math.pi) * model.train_loss(
         (w0, w1), hyper, torch.full((len(y), 1), sigma * float(node), dtype=torch.float64), ridge.train, None)
@@ -125,7 +128,7 @@ def test_closed_form_minimizer_zeroes_the_expected_training_gradient(ridge):
 
 
 def test_stn_objective_minimizer_tends_to_the_exact_response_as_sigma_shrinks(ridge):
-    sweep = study.ridge_sigma_sweep(ridge, [0.5], [1e-3, 1e-2, 0.1, 1.0])
+    sweep = ridge_study.ridge_sigma_sweep(ridge, [0.5], [1e-3, 1e-2, 0.1, 1.0])
     assert sweep["Jacobian error"].is_monotonic_increasing and sweep["response error"].is_monotonic_increasing
     assert sweep["Jacobian error"].iloc[0] < 1e-4
     small = sweep.iloc[0]
@@ -138,14 +141,14 @@ def test_training_phase_fits_the_closed_form_minimizer(ridge):
     generator = torch.Generator().manual_seed(0)
     phi = stn.linear_init(x.shape[1], 1)
     for lr in (0.01, 0.001):  # Adam at a fixed step hovers around the minimizer at about that step's scale
-        method = stn.self_tuning(study.ridge_model(len(y)), sigma, lr=lr, per_example=False)
+        method = stn.self_tuning(ridge_study.ridge_model(len(y)), sigma, lr=lr, per_example=False)
         state = method.init(phi, torch.tensor([h], dtype=torch.float64))
         for _ in range(2000):
             state = method.train(state, ridge.train, generator)
         phi = state.phi
-    w0, w1 = study.ridge_stn_optimum(x, y, h, sigma)
-    assert study.relative_error(state.phi[0], w0) < 0.01
-    assert study.relative_error(state.phi[1], w1) < 0.05
+    w0, w1 = ridge_study.ridge_stn_optimum(x, y, h, sigma)
+    assert ridge_study.relative_error(state.phi[0], w0) < 0.01
+    assert ridge_study.relative_error(state.phi[1], w1) < 0.05
     assert float(state.hyper[0]) == h and state.train_steps == 2000 and state.tune_steps == 0
 
 
@@ -223,10 +226,10 @@ def test_functional_adam_takes_torch_adams_steps():
 
 def test_tuning_step_moves_lambda_downhill_recenters_and_stays_in_the_box(ridge):
     x, y = ridge.train
-    model = study.ridge_model(len(y))
+    model = ridge_study.ridge_model(len(y))
     method = stn.self_tuning(model, 0.1, hyper_lr=0.5, limits=([-1.0], [1.0]), per_example=False)
     h = -0.9
-    state = method.init((study.ridge_best_response(x, y, h), study.ridge_jacobian(x, y, h)),
+    state = method.init((ridge_study.ridge_best_response(x, y, h), ridge_study.ridge_jacobian(x, y, h)),
                         torch.tensor([h], dtype=torch.float64))
     tuned = method.tune(state, ridge.val)
     assert float(tuned.hypergradient[0]) < 0 and float(tuned.hyper[0]) == pytest.approx(h + 0.5)
@@ -250,35 +253,35 @@ def test_bad_settings_fail_at_construction(settings, message):
 
 
 def test_network_box_is_the_ranges_in_log_and_logit_space():
-    low, high = study.network_limits((1e-5, 1e-2), (0.1, 0.5))
+    low, high = network.network_limits((1e-5, 1e-2), (0.1, 0.5))
     assert low == pytest.approx([math.log(1e-5), math.log(0.1 / 0.9)]) and high == pytest.approx([math.log(1e-2), 0.0])
     with pytest.raises(ValueError, match="dropout low < high < 1"):
-        study.network_limits((1e-5, 1e-2), (0.0, 0.5))
+        network.network_limits((1e-5, 1e-2), (0.0, 0.5))
 
 
 def test_to_lambda_needs_a_dropout_strictly_inside_zero_one():
-    assert study.to_lambda(1e-3, 0.5).tolist() == pytest.approx([math.log(1e-3), 0.0])
+    assert network.to_lambda(1e-3, 0.5).tolist() == pytest.approx([math.log(1e-3), 0.0])
     with pytest.raises(ValueError, match="dropout must lie in the open interval"):
-        study.to_lambda(1e-3, 0.0)
+        network.to_lambda(1e-3, 0.0)
 
 
 # --- the study ----------------------------------------------------------------------------------
 
 
 def test_stn_finds_the_ridge_optimum_and_fits_the_response_there():
-    data = study.ridge_data(seed=2)
-    run = study.run_ridge(data, log_lambda0=-4.0, cycles=200, warmup=1000)
+    data = ridge_study.ridge_data(seed=2)
+    run = ridge_study.run_ridge(data, log_lambda0=-4.0, cycles=200, warmup=1000)
     frame = run.history.frame
     assert abs(frame["log_lambda"].iloc[-1] - run.optimum) < 0.1
     assert frame["objective"].iloc[-1] < 1.01 * frame["exact_val_loss"].min()
     assert frame["jacobian_error"].iloc[len(frame) // 2:].median() < 0.3
     assert [s["tune_step"] for s in run.snapshots] == [0, 67, 133, 200]
-    again = study.run_ridge(data, log_lambda0=-4.0, cycles=200, warmup=1000)
+    again = ridge_study.run_ridge(data, log_lambda0=-4.0, cycles=200, warmup=1000)
     assert again.history.frame.drop(columns="wall_time").equals(frame.drop(columns="wall_time"))
 
 
 def test_response_curves_are_exact_at_the_fitted_line_and_linear(ridge):
-    run = study.run_ridge(ridge, cycles=4, warmup=2000, snapshots=2)
+    run = ridge_study.run_ridge(ridge, cycles=4, warmup=2000, snapshots=2)
     curves = study.ridge_response_curves(run, span=1.0, points=5, coordinates=2)
     assert set(curves["kind"]) == {"exact", "fitted"} and len(curves) == 2 * 5 * 2
     fitted = curves[(curves["kind"] == "fitted") & (curves["tune_step"] == 4)]
@@ -287,9 +290,9 @@ def test_response_curves_are_exact_at_the_fitted_line_and_linear(ridge):
 
 @needs_mnist
 def test_network_runs_share_initialization_and_repeat_exactly():
-    data = study.mnist_split(64, 64, 64)
+    data = splits.mnist_split(64, 64, 64)
     common = {"hidden": (8,), "steps": 12, "batch_size": 16, "evaluations": 3, "warmup": 2, "train_steps": 2}
-    runs = [study.run_network(study.NetworkSetting(m, 1e-3, 0.2, **common), data, seed=5) for m in ("stn", "fixed", "stn")]
+    runs = [network.run_network(network.NetworkSetting(m, 1e-3, 0.2, **common), data, seed=5) for m in ("stn", "fixed", "stn")]
     assert runs[0].frame["objective"].iloc[0] == runs[1].frame["objective"].iloc[0]  # same elementary weights
     assert runs[0].frame.drop(columns="wall_time").equals(runs[2].frame.drop(columns="wall_time"))
     assert runs[0].frame["tune_step"].iloc[-1] == 6 and runs[0].frame["step"].iloc[-1] == 12
@@ -302,19 +305,19 @@ def test_smoke_study_summarizes_every_setting_and_checks_its_claims(tmp_path):
     summary = result.summary
     assert list(summary.columns) == ["task", "method", "weight decay", "dropout", "val loss", "val ±95%", "test loss",
                                      "test acc", "train steps", "val steps", "passes", "runs"]
-    assert list(summary["method"]) == ["STN", "wd=0.0001, p=0", "wd=0.0001, p=0.5", study.REPLAY, "STN",
+    assert list(summary["method"]) == ["STN", "wd=0.0001, p=0", "wd=0.0001, p=0.5", network.REPLAY, "STN",
                                        "exact optimum"]
     assert list(summary["runs"]) == [2, 2, 2, 2, 1, 0] and summary["val loss"].notna().all()
     stn_runs = [h for h in result.histories if h.method == "stn" and h.problem == "mnist-mlp"]
     assert summary.loc[0, "val loss"] == pytest.approx(np.mean([h.final_objective for h in stn_runs]))
-    warmup = study.WARMUP_EPOCHS * (256 // 128)  # 5 epochs of 2 batches
+    warmup = network.WARMUP_EPOCHS * (256 // 128)  # 5 epochs of 2 batches
     assert result.parameters["warmup_steps"] == warmup == 10
-    assert summary.loc[0, "val steps"] == (60 - warmup) // study.TRAIN_STEPS + 1
+    assert summary.loc[0, "val steps"] == (60 - warmup) // network.TRAIN_STEPS + 1
     assert len(stn_runs[0].schedule) == summary.loc[0, "val steps"] + 1
     assert summary.loc[0, "passes"] == 2 * (60 + summary.loc[0, "val steps"]) and summary.loc[1, "passes"] == 60
     replays = [h for h in result.histories if h.method == "replay"]
     assert [h.seed for h in replays] == [0, 1] and replays[0].as_schedule() == stn_runs[0].as_schedule()
-    assert len(study.per_seed(result)) == 2
+    assert len(network.per_seed(result)) == 2
     grid, paths = study.grid_points(result)
     assert len(grid) == 2 and len(paths) == sum(len(h.frame) for h in stn_runs)
     assert set(result.save(tmp_path)) == {"summary", "histories", "parameters", "sigma_sweep"}
@@ -338,57 +341,57 @@ def test_network_defaults_follow_the_authors_code():
     """cnn/hypertrain.py of the STN authors: perturbation scale 0.5, two training steps per
     tuning step, validation batches of the training batch size, 5 warm-up epochs, dropout
     started at 0.05; the step size on lambda from travel_lr, not a fixed 0.1."""
-    setting = study.NetworkSetting("stn", 1e-4, 0.05)
+    setting = network.NetworkSetting("stn", 1e-4, 0.05)
     assert (setting.sigma, setting.train_steps, setting.val_batch_size, setting.hyper_lr) == (0.5, 2, None, None)
     assert setting.warmup_steps(2000) == 5 * (2000 // 128)
     defaults = inspect.signature(study.run_study).parameters
     assert defaults["dropout"].default == 0.05 and defaults["warmup_epochs"].default == 5
     assert defaults["hyper_lr"].default is None and defaults["val_batch_size"].default is None
     assert defaults["ridge_sigma"].default == 0.5 == defaults["sigma"].default
-    assert inspect.signature(study.run_ridge).parameters["sigma"].default == 0.5
+    assert inspect.signature(ridge_study.run_ridge).parameters["sigma"].default == 0.5
 
 
 def test_travel_lr_lets_adam_cross_the_widest_side_of_the_box_once():
-    limits = study.network_limits()  # log weight decay spans ln(1e7)
-    assert study.travel_lr(limits, 100) == pytest.approx(math.log(1e7) / 100)
-    paper = study.NetworkSetting("stn", 1e-4, 0.05, steps=20_000)
+    limits = network.network_limits()  # log weight decay spans ln(1e7)
+    assert ridge_study.travel_lr(limits, 100) == pytest.approx(math.log(1e7) / 100)
+    paper = network.NetworkSetting("stn", 1e-4, 0.05, steps=20_000)
     assert paper.tuning_steps(50_000) == (20_000 - 5 * 390) // 2 + 1
-    assert study.travel_lr(limits, paper.tuning_steps(50_000)) == pytest.approx(1.79e-3, rel=0.01)
+    assert ridge_study.travel_lr(limits, paper.tuning_steps(50_000)) == pytest.approx(1.79e-3, rel=0.01)
     with pytest.raises(ValueError, match="tuning_steps must be an integer >= 1"):
-        study.travel_lr(limits, 0)
+        ridge_study.travel_lr(limits, 0)
 
 
 def test_scheduled_hyperparameters_are_those_in_force_before_each_step():
     schedule = ((0, 1e-4, 0.05), (10, 1e-3, 0.1), (12, 1e-2, 0.2))
-    assert [study.scheduled(schedule, t) for t in (1, 10, 11, 12, 13, 99)] == [
+    assert [network.scheduled(schedule, t) for t in (1, 10, 11, 12, 13, 99)] == [
         (1e-4, 0.05), (1e-4, 0.05), (1e-3, 0.1), (1e-3, 0.1), (1e-2, 0.2), (1e-2, 0.2)]
 
 
 @needs_mnist
 def test_replaying_a_constant_schedule_is_the_fixed_run_and_stn_records_its_schedule():
-    data = study.mnist_split(64, 64, 64)
+    data = splits.mnist_split(64, 64, 64)
     common = {"hidden": (8,), "steps": 12, "batch_size": 16, "evaluations": 3}
-    fixed = study.run_network(study.NetworkSetting("fixed", 1e-3, 0.2, **common), data, seed=3)
-    replay = study.run_network(study.NetworkSetting("replay", 0.0, 0.0, schedule=((0, 1e-3, 0.2),), **common),
+    fixed = network.run_network(network.NetworkSetting("fixed", 1e-3, 0.2, **common), data, seed=3)
+    replay = network.run_network(network.NetworkSetting("replay", 0.0, 0.0, schedule=((0, 1e-3, 0.2),), **common),
                                data, seed=3)
     columns = ["step", "objective", "test_loss", "weight_decay", "dropout"]
-    assert replay.frame[columns].equals(fixed.frame[columns]) and replay.label == study.REPLAY
-    tuned = study.run_network(study.NetworkSetting("stn", 1e-3, 0.2, warmup=4, **common), data, seed=3)
+    assert replay.frame[columns].equals(fixed.frame[columns]) and replay.label == network.REPLAY
+    tuned = network.run_network(network.NetworkSetting("stn", 1e-3, 0.2, warmup=4, **common), data, seed=3)
     assert list(tuned.schedule["step"]) == [0, 4, 6, 8, 10, 12]
     last = tuned.schedule.iloc[-1]
     assert tuned.frame["weight_decay"].iloc[-1] == pytest.approx(last["weight_decay"])
-    moving = study.run_network(study.NetworkSetting("replay", 0.0, 0.0, schedule=tuned.as_schedule(), **common),
+    moving = network.run_network(network.NetworkSetting("replay", 0.0, 0.0, schedule=tuned.as_schedule(), **common),
                                data, seed=3)
-    assert moving.frame["dropout"].iloc[-1] == pytest.approx(study.scheduled(tuned.as_schedule(), 12)[1])
+    assert moving.frame["dropout"].iloc[-1] == pytest.approx(network.scheduled(tuned.as_schedule(), 12)[1])
     with pytest.raises(ValueError, match="schedule must hold at least one"):
-        study.run_network(study.NetworkSetting("replay", 0.0, 0.0, **common), data)
+        network.run_network(network.NetworkSetting("replay", 0.0, 0.0, **common), data)
 
 
 def test_local_errors_of_the_exact_linearization_are_second_order_and_beat_the_constant(ridge):
     x, y = ridge.train
     h = 1.0
-    w0, w1 = study.ridge_best_response(x, y, h), study.ridge_jacobian(x, y, h)[:, 0]
-    small, large = (study.local_errors(x, y, w0, w1, h, sigma) for sigma in (0.05, 0.1))
+    w0, w1 = ridge_study.ridge_best_response(x, y, h), ridge_study.ridge_jacobian(x, y, h)[:, 0]
+    small, large = (ridge_study.local_errors(x, y, w0, w1, h, sigma) for sigma in (0.05, 0.1))
     assert small["local_error"] < small["constant_error"] / 10
     assert large["local_error"] / small["local_error"] == pytest.approx(4, rel=0.1)  # O(sigma^2)
     assert large["constant_error"] / small["constant_error"] == pytest.approx(2, rel=0.1)  # O(sigma)
@@ -405,12 +408,12 @@ def ridge_result(ridge, log_lambdas, local=0.02, constant=0.1):
     frame = pd.DataFrame({"log_lambda": log_lambdas, "local_error": local, "constant_error": constant,
                           "jacobian_error": 0.05, "objective": 1.0})
     history = History(frame, "stn", "STN", "ridge", 0, {"sigma": 0.5, "hyper_lr": 0.08})
-    run = study.RidgeRun(history, [], study.ridge_optimum(ridge), ridge)
+    run = ridge_study.RidgeRun(history, [], ridge_study.ridge_optimum(ridge), ridge)
     return study.STNResult([history], pd.DataFrame(columns=["task", "method"]), {}, run)
 
 
 def test_ridge_claims_hold_near_the_exact_response_and_optimum_and_fail_away_from_them(ridge):
-    best = study.ridge_optimum(ridge)
+    best = ridge_study.ridge_optimum(ridge)
     good = ridge_result(ridge, [-4.0, 0.0, best])
     assert claim("linear-response-tracks-ridge").evaluate(good, "cpu").status == "holds"
     found = claim("hypergradient-through-response-finds-ridge-optimum").evaluate(good, "cpu")
@@ -428,9 +431,9 @@ def mlp_run(method, weight_decay, dropout, seed, val, passes, schedule=None):
     frame = pd.DataFrame({"step": [100], "tune_step": [50 if method == "stn" else 0], "objective": [val],
                           "weight_decay": [weight_decay], "dropout": [dropout], "test_loss": [val],
                           "test_accuracy": [0.9], "wall_time": [1.0], "passes": [passes]})
-    setting = study.NetworkSetting(method, weight_decay, dropout)
+    setting = network.NetworkSetting(method, weight_decay, dropout)
     path = pd.DataFrame(schedule or [(0, weight_decay, dropout)], columns=["step", "weight_decay", "dropout"])
-    return study.STNHistory(frame, method, setting.label, "mnist-mlp", seed, {"sigma": 0.5}, [], schedule=path)
+    return network.STNHistory(frame, method, setting.label, "mnist-mlp", seed, {"sigma": 0.5}, [], schedule=path)
 
 
 def mlp_result(stn_val, replay_val, stn_passes=250, moved=True):
@@ -440,7 +443,7 @@ def mlp_result(stn_val, replay_val, stn_passes=250, moved=True):
         runs += [mlp_run("stn", *end, seed, stn_val, stn_passes, [(0, 1e-4, 0.05), (50, *end)]),
                  mlp_run("fixed", 1e-3, 0.0, seed, 0.30, 100), mlp_run("fixed", 1e-2, 0.25, seed, 0.25, 100),
                  mlp_run("fixed", 1e-5, 0.5, seed, 0.40, 100), mlp_run("replay", 1e-2, 0.5, seed, replay_val, 100)]
-    return study.STNResult(runs, study.summarize(runs), {})
+    return study.STNResult(runs, network.summarize(runs), {})
 
 
 def test_network_claims_hold_and_fail_on_constructed_results():
