@@ -148,10 +148,10 @@ def sweep_notebook(args, parser) -> int:
 
 
 def report_sweep(args, parser) -> int:
-    from hpolab import sweep
+    from hpolab import sweep_report
 
     try:
-        written = sweep.write_report(sweep.find_sweep(args.target), metric=args.metric, html=args.output)
+        written = sweep_report.write_report(sweep_report.find_sweep(args.target), metric=args.metric, html=args.output)
     except ValueError as error:
         parser.exit(2, f"hpolab: error: {error}\n")
     print(written["text"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hpolab import notebooks, sweep
+from hpolab import notebooks, sweep, sweep_grid, sweep_report
 
 TINY = [("iterations", "30"), ("functions", "['sphere']"), ("methods", "['jd', 'ajd']")]
 TINY_ARGS = [arg for key, value in TINY for arg in ("-p", key, value)]
@@ -33,17 +33,17 @@ def cli(*args, runs: Path, timeout: int = 300):
 
 
 def test_grid_values_split_at_commas_outside_brackets_and_quotes():
-    assert sweep.split_values("0.1, 0.5,0.9") == ["0.1", "0.5", "0.9"]
-    assert sweep.split_values("[1, 2],[3],'a,b'") == ["[1, 2]", "[3]", "'a,b'"]
+    assert sweep_grid.split_values("0.1, 0.5,0.9") == ["0.1", "0.5", "0.9"]
+    assert sweep_grid.split_values("[1, 2],[3],'a,b'") == ["[1, 2]", "[3]", "'a,b'"]
 
 
 def test_a_grid_key_names_a_parameter_or_one_element_of_its_list_parameter():
     declared = notebooks.parameters(notebooks.find("01"))
-    assert sweep.resolve_key("mu", declared, "01") == ("mu", False)
-    assert sweep.resolve_key("p", declared, "01") == ("p_values", True)          # <key>_values
-    assert sweep.resolve_key("function", declared, "01") == ("functions", True)  # <key>s
+    assert sweep_grid.resolve_key("mu", declared, "01") == ("mu", False)
+    assert sweep_grid.resolve_key("p", declared, "01") == ("p_values", True)          # <key>_values
+    assert sweep_grid.resolve_key("function", declared, "01") == ("functions", True)  # <key>s
     with pytest.raises(ValueError, match="parameter 'q' is not in 01's parameters"):
-        sweep.resolve_key("q", declared, "01")
+        sweep_grid.resolve_key("q", declared, "01")
 
 
 def test_plan_runs_every_combination_with_stable_keys(tmp_path):
@@ -233,7 +233,7 @@ def test_sweep_on_a_local_dask_cluster_of_two_worker_processes(tmp_path):
     assert counts == {"runs": 2, "cached": 0, "finished": 2, "failed": 0}
     statuses = [sweep.read_status(run.folder) for run in plan.runs]
     assert {status["pid"] for status in statuses} <= workers  # each ran in a worker process of the cluster
-    written = sweep.write_report(plan.folder)
+    written = sweep_report.write_report(plan.folder)
     assert written["metric"] == "best"
     assert list(written["table"]["p"].unique()) == [0.1, 0.9] and set(written["table"]["status"]) == {"finished"}
     compared = written["comparison"]  # best by p: a row per function and method, a column per run
