@@ -16,6 +16,7 @@ from hpolab.history import History
 from hpolab.local_sgd import (BatchStreams, average, classification_loss, constant, evaluation_steps, growing,
                               iid_shards, make_local_step, make_schedule, plateau, run_local_sgd, stack_weights)
 from hpolab.studies import local_sgd as study
+from hpolab.studies import local_sgd_claims as study_claims
 
 
 def toy(n=240, d=6, classes=3, seed=0):
@@ -216,7 +217,7 @@ def test_summary_targets_and_reach():
             fake("a9a-logreg", "H=8", steps, [1.0, 0.6, 0.3, 0.2, 0.12, 0.13, 0.13, 0.13, 0.13, 0.13, 0.13]),
             fake("a9a-logreg", "H=64", steps, [1.0] + [0.5] * 10),
             fake("a9a-logreg", "growing", steps, [1.0, 0.6, 0.3, 0.11, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])]
-    levels = study.targets(runs)["a9a-logreg"]
+    levels = study_claims.targets(runs)["a9a-logreg"]
     assert levels == {"easy": pytest.approx(0.625), "H=1": pytest.approx(0.125)}
     summary = study.summarize(runs).set_index("schedule")
     columns = ["rounds to easy", "steps to easy", "rounds to H=1 level", "steps to H=1 level"]
@@ -234,7 +235,7 @@ T, P = 256, 16  # sqrt(T / (P b)) = 4 with b = 1
 def run(label, curve, task="a9a-logreg", seed=0, steps=T, every=None):
     """A run whose f - f* at local step t is ``curve(t)``, measured after every round of a
     constant period (every ``every`` steps for a schedule) and rounds counted accordingly."""
-    h = study.period_of(label) if study.is_constant(label) else None
+    h = study_claims.period_of(label) if study_claims.is_constant(label) else None
     grid = list(range(0, steps + 1, h or every or 1))
     if h is None:  # a growing schedule: H_r = r + 1
         grid, t, r = [0], 0, 0
@@ -292,7 +293,7 @@ def test_minibatch_best_per_step_allows_ten_percent_and_fails_beyond():
 
 def test_growing_period_claims_compare_rounds_to_mini_batch_level():
     floor = decay(floor=0.1)  # H=1 ends near 0.1: level 0.125 + its tail
-    growing = run(study.GROWING, decay(floor=0.1))
+    growing = run(study_claims.GROWING, decay(floor=0.1))
     slow = run("H=4", decay(20, floor=0.1))  # reaches the level late or never
     result = result_of(run("H=1", floor), slow, growing)
     assert verdict("growing-period-saves-rounds", result).status == "holds"
@@ -300,7 +301,7 @@ def test_growing_period_claims_compare_rounds_to_mini_batch_level():
     fast = run("H=16", decay(floor=0.1))  # a constant H reaching the level in fewer rounds than growing
     found = verdict("growing-period-beats-constant", result_of(run("H=1", floor), fast, growing))
     assert found.status == "fails" and "H=16" in found.measured
-    never = run(study.GROWING, lambda t: 1.0)
+    never = run(study_claims.GROWING, lambda t: 1.0)
     assert verdict("growing-period-saves-rounds", result_of(run("H=1", floor), never)).status == "fails"
     assert verdict("growing-period-saves-rounds", result_of(run("H=1", floor))).status == "not testable here"
 
