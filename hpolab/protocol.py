@@ -23,7 +23,14 @@ import torch
 
 
 class State(Protocol):
-    """What the runner needs from any method state."""
+    """What the runner (:func:`hpolab.runner.run`) reads from any method state.
+
+    Required: ``x`` and ``y``, the training variables and hyperparameters after the step.
+    Optional, read with a default when absent: ``kind`` (the history row's kind, ``"step"`` if absent; e.g.
+    ``"gradient"``, ``"gradientless"``, ``"trial"``), ``message`` (a note the runner appends
+    to a divergence message) and ``extras`` (a dict of further columns for the row, e.g. a
+    hypergradient's squared norm).
+    """
 
     x: torch.Tensor
     y: torch.Tensor

@@ -85,7 +85,7 @@ def run(
     with progress_bar(total=iterations, desc=method.label, disable=not progress, leave=False) as bar:
         while oracle.evaluations < iterations:
             state = method.update(state, oracle, generator)
-            row = record(len(rows), state.kind)
+            row = record(len(rows), getattr(state, "kind", "step"))
             bar.update(min(row["iteration"], iterations) - bar.n)
             if divergence.diverged(row["objective"], reference, divergence_factor):
                 status = "diverged"
