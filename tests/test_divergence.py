@@ -11,7 +11,6 @@ import torch
 from hpolab import divergence, run, sphere
 from hpolab.hypergrad.unroll import Watch
 from hpolab.methods import joint_descent
-from hpolab.methods.blackbox import _train_trial  # noqa: F401  (the trials use the rule: imported to fail if renamed)
 
 LIBRARY = Path(__file__).resolve().parents[1] / "hpolab"
 

@@ -185,11 +185,10 @@ def start_check(task: InnerTask, hyper: Hyperparameters, gamma, factors=GAMMA_FA
         point = hyper.with_flat(2 * factor * base)
         trained = train(task, point, seed)
         loss = math.nan if trained.diverged else float(task.val_loss(trained.theta))
-        trains = loss == loss and loss < START_PROGRESS * untrained
         rows.append({"gamma factor": factor, "values after two steps": ", ".join(
             f"{name} {float(2 * factor * g):.3g}" for name, g in _first_per_name(hyper, base)),
-            "val loss": loss, "untrained val loss": untrained, "trains": trains})
-        if trains:
+            "val loss": loss, "untrained val loss": untrained, "trains": trains(loss, untrained)})
+        if rows[-1]["trains"]:
             break
     chosen = next((row["gamma factor"] for row in rows if row["trains"]), factors[-1])
     return chosen, pd.DataFrame(rows)
@@ -279,7 +278,7 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
             else:
                 row, next_state = cached
             rows.append(row)
-            why = row.pop("message", "")
+            why, trained = row.pop("message", ""), row.pop("trained", False)
             bar.update()
             if callback is not None:
                 callback(row)
@@ -294,8 +293,7 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
                            + (" (the final training: back to them)" if last else ""))
             else:
                 anchor = state.h
-                trained_once = trained_once or bool(row.pop("trained", False))
-            row.pop("trained", None)
+                trained_once = trained_once or trained
             state = next_state
             k += 1
             if last:
@@ -327,12 +325,18 @@ def diverged_update(state, anchor: torch.Tensor):
                           step_size=torch.where(moved, state.step_size / 2, state.step_size))
 
 
+def trains(loss: float, untrained: float) -> bool:
+    """The start check's criterion: a validation loss ``loss`` (NaN: diverged) below
+    :data:`START_PROGRESS` of the untrained network's ``untrained``."""
+    return loss == loss and loss < START_PROGRESS * untrained
+
+
 def stalled(task: InnerTask, loss: float, seed: int) -> tuple[bool, float]:
     """Whether a finished training did not train: its validation loss ``loss`` is not below
     :data:`START_PROGRESS` of the untrained network's at the same ``seed`` (the start check's
     criterion). Returns that and the untrained loss."""
     untrained = float(task.val_loss(task.init(seed)))
-    return not loss < START_PROGRESS * untrained, untrained
+    return not trains(loss, untrained), untrained
 
 
 def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous, initial_steps,
