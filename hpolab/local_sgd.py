@@ -25,13 +25,11 @@ completed rounds to the next period (:func:`constant`, :func:`growing`, :func:`p
 from __future__ import annotations
 
 import math
-import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -39,7 +37,8 @@ from torch.nn import functional as F
 
 from hpolab.devices import cpu_threads
 from hpolab import divergence
-from hpolab.history import COLUMNS, History
+from hpolab.history import History
+from hpolab.recorder import Recorder
 from hpolab.validation import check_count, check_positive
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -412,14 +411,16 @@ def run_local_sgd(
         streams = BatchStreams(shards.size, workers, batch_size, seed, device=train[1].device)
         step = make_local_step(model, loss, weight_decay)
         weights = stack_weights(model, workers)
-        recorder = _Recorder(model, evaluate_on if evaluate_on is not None else train, test, loss, weight_decay,
-                             optimum, workers, batch_size, callback)
+        measure = _Measure(model, evaluate_on if evaluate_on is not None else train, test, loss, weight_decay,
+                           optimum, workers, batch_size,
+                           Recorder(callback=callback, should_stop=should_stop, divergence_factor=divergence_factor))
         marks = [int(m) for m in evaluation_steps(steps, evaluations)[1:]]
         at_rounds = {check_count("measure_rounds", r, minimum=1) for r in measure_rounds}
         rounds: list[tuple[int, float]] = []
-        reference = recorder.record(weights, 0, rounds)["objective"]
-        done, status, message = 0, "finished", ""
-        while done < steps:
+        recorder = measure.recorder
+        recorder.diverged(measure(weights, 0, rounds)["objective"], "at step 0")
+        done = 0
+        while done < steps and not recorder.ended:
             h = check_count("period", min(schedule(rounds), steps - done), minimum=1)
             round_loss = 0.0
             for t in range(done + 1, done + h + 1):
@@ -428,59 +429,45 @@ def run_local_sgd(
                 round_loss += float(losses.mean())
             weights, done = average(weights), done + h
             rounds.append((h, round_loss / h))
-            recorder.add_local(round_loss, h)
+            measure.add_local(round_loss, h)
             passed = bisect_right(marks, done) > bisect_right(marks, done - h)  # a measuring point
-            if passed or len(rounds) in at_rounds:
-                objective = recorder.record(weights, done, rounds)["objective"]
-                if divergence.diverged(objective, reference, divergence_factor):
-                    status, message = "diverged", f"diverged at step {done}: the objective reached {objective:.4g}"
-                    break
-            if should_stop is not None and should_stop():
-                status, message = "stopped", f"stopped by request at step {done}"
+            if (passed or len(rounds) in at_rounds) and recorder.diverged(
+                    measure(weights, done, rounds)["objective"], f"at step {done}"):
+                break
+            if recorder.stop_requested(f"at step {done}"):
                 if recorder.rows[-1]["step"] != done:
-                    recorder.record(weights, done, rounds)
+                    measure(weights, done, rounds)
                 break
     settings = {"workers": workers, "period": schedule.label, "lr": lr, "lr_decay": lr_decay,
                 "batch_size": batch_size, "weight_decay": weight_decay, "steps": steps, "rounds": len(rounds),
                 **(config or {})}
     final = {name: w[0].clone() for name, w in weights.items()}
-    return LocalSGDHistory(recorder.frame(), "local-sgd", label or schedule.label, problem, seed, settings, [],
-                           status, message, weights=final)
+    return recorder.history("local-sgd", label or schedule.label, problem, seed, settings, kind=LocalSGDHistory,
+                            weights=final)
 
 
-class _Recorder:
-    """The rows of a run: the averaged model measured after an average."""
+class _Measure:
+    """Measures the averaged model after an average and records it as a row."""
 
-    def __init__(self, model, train, test, loss, weight_decay, optimum, workers, batch_size, callback):
+    def __init__(self, model, train, test, loss, weight_decay, optimum, workers, batch_size, recorder: Recorder):
         self.model, self.train, self.test, self.loss, self.weight_decay = model, train, test, loss, weight_decay
-        self.optimum, self.workers, self.batch_size, self.callback = optimum, workers, batch_size, callback
-        self.rows: list[dict] = []
+        self.optimum, self.workers, self.batch_size, self.recorder = optimum, workers, batch_size, recorder
         self.local_sum, self.local_steps = 0.0, 0
-        self.start = time.perf_counter()
 
     def add_local(self, loss_sum: float, steps: int) -> None:
         self.local_sum, self.local_steps = self.local_sum + loss_sum, self.local_steps + steps
 
-    def record(self, weights, done: int, rounds) -> dict:
+    def __call__(self, weights, done: int, rounds) -> dict:
         single = {name: w[0] for name, w in weights.items()}
         objective, accuracy = evaluate(self.model, single, *self.train, loss=self.loss, weight_decay=self.weight_decay)
-        row = {"step": done, "iteration": done, "gradient_evaluations": self.workers * done,
-               "function_evaluations": 0, "hvp_evaluations": 0, "wall_time": time.perf_counter() - self.start,
-               "objective": objective, "kind": "average", "round": len(rounds),
-               "H": rounds[-1][0] if rounds else 0, "examples": self.workers * self.batch_size * done,
-               "local_loss": self.local_sum / self.local_steps if self.local_steps else math.nan,
-               "train_accuracy": accuracy}
+        columns = {"round": len(rounds), "H": rounds[-1][0] if rounds else 0,
+                   "examples": self.workers * self.batch_size * done,
+                   "local_loss": self.local_sum / self.local_steps if self.local_steps else math.nan,
+                   "train_accuracy": accuracy}
         if self.test is not None:
-            row["test_loss"], row["test_accuracy"] = evaluate(self.model, single, *self.test, loss=self.loss)
+            columns["test_loss"], columns["test_accuracy"] = evaluate(self.model, single, *self.test, loss=self.loss)
         if self.optimum is not None:
-            row["suboptimality"] = objective - self.optimum
-        self.rows.append(row)
+            columns["suboptimality"] = objective - self.optimum
         self.local_sum, self.local_steps = 0.0, 0
-        if self.callback is not None:
-            self.callback(row)
-        return row
-
-    def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.rows)
-        frame["best_objective"] = frame["objective"].cummin()
-        return frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
+        return self.recorder.record(done, objective=objective, kind="average", iteration=done,
+                                    gradient_evaluations=self.workers * done, **columns)

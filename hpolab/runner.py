@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-import time
+
 from typing import Callable
 
 from hpolab.progress import progress_bar
 
 from hpolab import divergence
-from hpolab.history import History, ordered
+from hpolab.history import History
 from hpolab.oracle import Oracle
 from hpolab.problems.base import Problem
 from hpolab.protocol import Method
+from hpolab.recorder import Recorder
 from hpolab.seeding import make_generator
 from hpolab.validation import check_count
 
@@ -20,7 +21,7 @@ from hpolab.validation import check_count
 def run(
     method: Method,
     problem: Problem,
-    iterations: int,
+    iterations: int | None,
     seed: int = 0,
     *,
     progress: bool = False,
@@ -29,12 +30,14 @@ def run(
     divergence_factor: float = divergence.FACTOR,
     max_seconds: float | None = None,
 ) -> History:
-    """Run ``method`` on ``problem`` until ``iterations`` evaluations are spent.
+    """Run ``method`` on ``problem`` until ``iterations`` evaluations are spent (or the time
+    budget ``max_seconds``, or ``should_stop``, ends it).
 
     Args:
       method: what to run.
       problem: what to minimize.
-      iterations: budget of gradient plus function evaluations (the paper's iterations).
+      iterations: budget of gradient plus function evaluations (the paper's iterations);
+        None for a run bounded only by ``max_seconds`` or ``should_stop``.
       seed: seeds the start point and every random choice of the method; on the CPU two
         runs with the same seed give identical histories.
       progress: show a progress bar (a widget in notebooks, text lines in batch runs).
@@ -50,62 +53,41 @@ def run(
       infinite or larger than ``divergence_factor`` times its start ends there with
       status ``"diverged"`` and keeps the steps before.
     """
-    check_count("iterations", iterations)
+    if iterations is None and max_seconds is None and should_stop is None:
+        raise ValueError("iterations may be None only with a time budget (max_seconds) or should_stop")
+    if iterations is not None:
+        check_count("iterations", iterations)
+    budget = math.inf if iterations is None else iterations
     generator = make_generator(seed)
     oracle = Oracle(problem)
     x0, y0 = problem.initial_point(generator)
     state = method.init(x0, y0, oracle, generator)
-    start = time.perf_counter()
-    rows = []
+    recorder = Recorder(callback=callback, should_stop=should_stop, divergence_factor=divergence_factor,
+                        max_seconds=max_seconds)
 
-    def record(step: int, kind: str) -> dict:
-        value = float(problem.objective(state.x, state.y))
-        best = min(value, rows[-1]["best_objective"]) if rows else value
-        row = {
-            "step": step,
-            "iteration": oracle.evaluations,
-            "gradient_evaluations": oracle.gradient_evaluations,
-            "function_evaluations": oracle.function_evaluations,
-            "hvp_evaluations": oracle.hvp_evaluations,
-            "wall_time": time.perf_counter() - start,
-            "objective": value,
-            "best_objective": best if math.isfinite(value) else rows[-1]["best_objective"] if rows else value,
-            "kind": kind,
+    def record(kind: str) -> dict:
+        return recorder.record(
+            len(recorder.rows),
+            objective=float(problem.objective(state.x, state.y)),
+            kind=kind,
+            iteration=oracle.evaluations,
+            gradient_evaluations=oracle.gradient_evaluations,
+            function_evaluations=oracle.function_evaluations,
+            hvp_evaluations=oracle.hvp_evaluations,
             **dict(zip(problem.hyperparameter_names, state.y.tolist())),
             **(problem.metrics(state.x, state.y) if problem.metrics is not None else {}),
             **getattr(state, "extras", {}),
-        }
-        rows.append(row)
-        if callback is not None:
-            callback(row)
-        return row
+        )
 
-    reference = record(0, "start")["objective"]
-    status, message = "finished", ""
+    recorder.diverged(record("start")["objective"], "at step 0")
     with progress_bar(total=iterations, desc=method.label, disable=not progress, leave=False) as bar:
-        while oracle.evaluations < iterations:
+        while not recorder.ended and oracle.evaluations < budget:
             state = method.update(state, oracle, generator)
-            row = record(len(rows), getattr(state, "kind", "step"))
-            bar.update(min(row["iteration"], iterations) - bar.n)
-            if divergence.diverged(row["objective"], reference, divergence_factor):
-                status = "diverged"
-                message = f"diverged at step {row['step']}: the objective reached {row['objective']:.4g}"
-                message += f" ({state.message})" if getattr(state, "message", "") else ""
+            row = record(getattr(state, "kind", "step"))
+            bar.update((row["iteration"] if iterations is None else min(row["iteration"], iterations)) - bar.n)
+            at = f"at step {row['step']}"
+            if (recorder.diverged(row["objective"], at, note=getattr(state, "message", ""))
+                    or recorder.stop_requested(at) or recorder.out_of_time()):
                 break
-            if should_stop is not None and should_stop():
-                status, message = "stopped", f"stopped by request at step {row['step']}"
-                break
-            if max_seconds is not None and row["wall_time"] >= max_seconds:
-                break
-
-    return History(
-        frame=ordered(rows),
-        method=method.name,
-        label=method.label,
-        problem=problem.name,
-        seed=seed,
-        config=dict(method.config),
-        hyperparameters=list(problem.hyperparameter_names),
-        status=status,
-        message=message,
-    )
+    return recorder.history(method.name, method.label, problem.name, seed, method.config,
+                            list(problem.hyperparameter_names))

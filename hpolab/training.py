@@ -10,16 +10,15 @@ rate of each parameter group.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from hpolab import divergence
-from hpolab.history import COLUMNS, History
+from hpolab.history import History
+from hpolab.recorder import Recorder
 from hpolab.progress import progress_bar
 
 
@@ -67,13 +66,16 @@ def fit(
     marks = set(record_steps) if record_steps is not None else None
     generator = torch.Generator().manual_seed(seed)
     per_epoch = max(1, len(y_train) // batch_size)
-    rows, running, count, first = [], 0.0, 0, math.nan
-    status, message = "finished", ""
-    start = time.perf_counter()
-    test_loss, test_accuracy = evaluate(model, *test)
-    rows.append(_row(0, math.nan, test_loss, test_accuracy, optimizer, start))
-    if callback is not None:
-        callback(rows[-1])
+    recorder = Recorder(callback=callback, should_stop=should_stop, divergence_factor=divergence_factor)
+    running, count = 0.0, 0
+
+    def record(step: int, train_loss: float) -> None:
+        test_loss, test_accuracy = evaluate(model, *test)
+        rates = {"lr" if index == 0 else f"lr{index}": group["lr"] for index, group in enumerate(optimizer.param_groups)}
+        recorder.record(step, objective=train_loss, kind="evaluation", gradient_evaluations=step,
+                        test_loss=test_loss, test_accuracy=test_accuracy, **rates)
+
+    record(0, math.nan)
     order = torch.empty(0, dtype=torch.long)
     model.train()
     with progress_bar(total=steps, desc=label or "training", disable=not progress, leave=False) as bar:
@@ -88,43 +90,13 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             value = float(loss.detach())
-            first = value if step == 1 else first  # the loss the divergence test compares with
             running, count = running + value, count + 1
             bar.update()
-            if divergence.diverged(value, first, divergence_factor):
-                status, message = "diverged", f"diverged at step {step}: the training loss became {value}"
+            recorder.diverged(value, f"at step {step}", "the training loss")
             due = step in marks if marks is not None else step % evaluate_every == 0
-            if due or step == steps or status != "finished":
-                test_loss, test_accuracy = evaluate(model, *test)
-                rows.append(_row(step, running / count, test_loss, test_accuracy, optimizer, start))
+            if due or step == steps or recorder.ended:
+                record(step, running / count)
                 running, count = 0.0, 0
-                if callback is not None:
-                    callback(rows[-1])
-            if status != "finished":
+            if recorder.ended or recorder.stop_requested(f"at step {step}"):
                 break
-            if should_stop is not None and should_stop():
-                status, message = "stopped", f"stopped by request at step {step}"
-                break
-    frame = pd.DataFrame(rows)
-    frame["best_objective"] = frame["objective"].cummin()
-    frame = frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
-    return History(frame, config.get("optimizer", "") if config else "", label, problem, seed, dict(config or {}),
-                   ["lr"], status, message)
-
-
-def _row(step, train_loss, test_loss, test_accuracy, optimizer, start) -> dict:
-    row = {
-        "step": step,
-        "iteration": step,
-        "gradient_evaluations": step,
-        "function_evaluations": 0,
-        "hvp_evaluations": 0,
-        "wall_time": time.perf_counter() - start,
-        "objective": train_loss,
-        "kind": "evaluation",
-        "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
-    }
-    for index, group in enumerate(optimizer.param_groups):
-        row["lr" if index == 0 else f"lr{index}"] = group["lr"]
-    return row
+    return recorder.history(config.get("optimizer", "") if config else "", label, problem, seed, config, ["lr"])

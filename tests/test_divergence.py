@@ -11,6 +11,7 @@ import torch
 from hpolab import divergence, run, sphere
 from hpolab.hypergrad.unroll import Watch
 from hpolab.methods import joint_descent
+from hpolab.recorder import Recorder
 
 LIBRARY = Path(__file__).resolve().parents[1] / "hpolab"
 
@@ -49,3 +50,33 @@ def test_no_loop_in_the_library_writes_its_own_divergence_test():
     offenders = [str(path.relative_to(LIBRARY)) for path in LIBRARY.rglob("*.py")
                  if path.name != "divergence.py" and own_rules.search(path.read_text())]
     assert offenders == []
+
+
+def test_one_recorder_builds_every_history_row():
+    """grep finds one place that builds history rows: no module but the recorder writes the
+    counters of a row or its running best, or assembles a History from its own rows."""
+    own_rows = re.compile(r"\"hvp_evaluations\": |\[\"best_objective\"\] = .*cummin|History\(ordered\(")
+    offenders = [str(path.relative_to(LIBRARY)) for path in LIBRARY.rglob("*.py")
+                 if path.name != "recorder.py" and own_rows.search(path.read_text())]
+    assert offenders == []
+
+
+def test_the_recorder_keeps_the_best_finite_objective_and_ends_a_diverged_run():
+    recorder = Recorder()
+    for step, value in enumerate([math.nan, 3.0, 1.0, math.inf, 2.0]):
+        recorder.record(step, objective=value, kind="step", gradient_evaluations=step)
+    assert [row["best_objective"] for row in recorder.rows][1:] == [3.0, 1.0, 1.0, 1.0]
+    assert math.isnan(recorder.rows[0]["best_objective"])
+    assert not recorder.diverged(2.0, "at step 0")          # the reference: checked for finiteness only
+    assert not recorder.diverged(2e6, "at step 1")
+    assert recorder.diverged(3e6, "at step 2") and recorder.status == "diverged"
+    assert recorder.message == "diverged at step 2: the objective reached 3e+06"
+    history = recorder.history("m", "M", "p", 0)
+    assert history.status == "diverged" and list(history.frame["step"]) == [0, 1, 2, 3, 4]
+
+
+def test_a_run_bounded_only_by_time_needs_a_time_budget():
+    with pytest.raises(ValueError, match="max_seconds"):
+        run(joint_descent(p=0.5), sphere(4, 2, seed=0), None)
+    history = run(joint_descent(p=0.5), sphere(4, 2, seed=0), None, max_seconds=0.05)
+    assert history.status == "finished" and history.frame["wall_time"].iloc[-1] >= 0.05

@@ -43,6 +43,7 @@ from hpolab.hypergrad.task import classification_task, logistic_regression_task
 from hpolab.hypergrad.zeroth_order import validation_losses
 from hpolab.plots import PALETTE
 from hpolab.progress import progress_bar
+from hpolab.recorder import running_best
 from hpolab.studies.common import StudyResult, check_scale
 from hpolab.studies.estimator_atlas_claims import (  # noqa: F401
     CLAIMS,
@@ -305,7 +306,7 @@ def histories(measurements: pd.DataFrame) -> list[History]:
     for (family, axis, label), part in measurements.groupby(["family", "axis", "estimator"], sort=False):
         x = part[axis].to_numpy()
         frame = pd.DataFrame({"step": np.arange(len(part)), "iteration": x, "objective": part["error"].to_numpy(),
-                              "best_objective": part["error"].cummin().to_numpy(),
+                              "best_objective": running_best(part["error"]).to_numpy(),
                               "wall_time": part["seconds"].to_numpy(), "memory_mib": part["memory"].to_numpy(),
                               "T": part["T"].to_numpy(), "K": part["K"].to_numpy(), "D": part["D"].to_numpy()})
         built.append(History(frame, label, label, f"{family} ({axis} sweep)", 0, config={"axis": axis}))

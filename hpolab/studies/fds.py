@@ -27,10 +27,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from hpolab import divergence
 from hpolab.cache import StudyCache
 from hpolab.data import DataNotFoundError, as_tensors, full_cifar10_needed, load_cifar10, load_mnist, load_svhn
-from hpolab.history import History, ordered
+from hpolab.history import COUNTERS, History
+from hpolab.recorder import Recorder
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
 from hpolab.hypergrad.outer import OuterUpdate, per_entry
 from hpolab.hypergrad.result import Estimator
@@ -38,6 +38,7 @@ from hpolab.models import lenet, wide_resnet
 from hpolab.optim import SGDHD
 from hpolab.problems.tuning import classification_metrics, hyperparameter_names
 from hpolab.progress import progress_bar
+from hpolab.protocol import Cost
 from hpolab.validation import check_choice, check_count
 
 DATASETS = ("mnist", "svhn", "cifar10")
@@ -212,13 +213,14 @@ def relative_steps(state, initial_steps: torch.Tensor) -> torch.Tensor:
     return state.step_size / torch.maximum(state.h.abs(), initial_steps)
 
 
-def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate, steps: int, *,
+def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate, steps: int | None, *,
           test: tuple[torch.Tensor, torch.Tensor] | None = None, cache: StudyCache | None = None,
           label: str = "FDS", seed: int = 0, max_seconds: float | None = None,
           converged_frac: float | None = None, on_diverge: str = "halve",
           callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
           progress: bool = True) -> History:
-    """Learn ``hyper.learn`` over ``steps`` outer steps, each a full training from scratch.
+    """Learn ``hyper.learn`` over ``steps`` outer steps, each a full training from scratch
+    (``steps=None``: as many as the time budget ``max_seconds`` allows).
 
     Row k of the history holds the hyperparameters h_k of run k, that run's validation loss
     (``objective``) and test error, and the cumulative cost; run k < steps also computes the
@@ -245,7 +247,10 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     with ``converged_frac`` it also ends (``"finished"``, with its final training) at the
     first outer step after which :func:`converged` holds.
     """
-    check_count("steps", steps, minimum=1)
+    if steps is None and max_seconds is None:
+        raise ValueError("steps may be None only with a time budget (max_seconds)")
+    if steps is not None:
+        check_count("steps", steps, minimum=1)
     check_choice("on_diverge", on_diverge, ("halve", "stop"))
     if converged_frac is not None and not 0 < converged_frac < 1:
         raise ValueError(f"converged_frac must be in (0, 1), got {converged_frac!r}")
@@ -253,65 +258,66 @@ def learn(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: 
     metrics = classification_metrics(task, test) if test is not None else None
     state = outer.init(hyper.pack())
     initial_steps = state.step_size.clone()
-    rows: list[dict] = []
-    status, message = "finished", ""
-    total = steps + 1 if max_seconds is None else None  # a time budget: the count is open-ended
+    recorder = Recorder(callback=callback, should_stop=should_stop, max_seconds=max_seconds)
+    total = steps + 1 if max_seconds is None and steps is not None else None  # a time budget: open-ended
     last, halved, anchor, k = False, [], None, 0  # anchor: the hyperparameters of the last run that did not fail
     trained_once = False  # whether some run has brought the validation loss below START_PROGRESS of its start
     with progress_bar(total=total, desc=label, disable=not progress, leave=False) as bar:
         while True:
-            last = last or k >= steps
+            last = last or (steps is not None and k >= steps)
             piece = f"{label}-seed{seed}-{'final' if last else 'step'}{k}"  # one cache may hold several seeds
             cached = cache.load(piece) if cache is not None else None
             if cached is None:
-                row, next_state = _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics,
-                                              names, rows[-1] if rows else None, initial_steps, trained_once)
-                recover = (row["kind"] in FAILED and on_diverge == "halve" and anchor is not None
+                run, next_state = _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics,
+                                              names, initial_steps, trained_once)
+                recover = (run["kind"] in FAILED and on_diverge == "halve" and anchor is not None
                            and bool((state.h != anchor).any()))
-                if row["kind"] == "stalled" and not recover:  # nowhere to go back to: keep its hypergradient
-                    row["kind"] = "final" if last else "hypergradient"
-                    row.pop("message", None)
+                if run["kind"] == "stalled" and not recover:  # nowhere to go back to: keep its hypergradient
+                    run["kind"] = "final" if last else "hypergradient"
+                    run["message"] = ""
                 if recover:  # halfway back to the last point that trained; a final training: back to it
                     next_state = state._replace(h=anchor) if last else diverged_update(state, anchor)
-                if cache is not None and (row["kind"] not in FAILED or recover):
-                    cache.save(piece, (row, next_state))
+                if cache is not None and (run["kind"] not in FAILED or recover):
+                    cache.save(piece, (run, next_state))
             else:
-                row, next_state = cached
-            rows.append(row)
-            why, trained = row.pop("message", ""), row.pop("trained", False)
+                run, next_state = cached
+            row = _record(recorder, k, run)
             bar.update()
-            if callback is not None:
-                callback(row)
-            diverged = row["kind"] in FAILED
-            if diverged and next_state is state:
-                status, message = "diverged", f"diverged at outer step {k}: {why}"
+            failed = row["kind"] in FAILED
+            if failed and next_state is state:
+                recorder.fail(f"at outer step {k}", run["message"])
                 break
-            if diverged:
+            if failed:
                 halved.append(f"{k} ({row['kind']})")
-                message = (f"training failed at outer step(s) {', '.join(halved)}: each time the run "
-                           "went halfway back to the last hyperparameters that trained, with halved steps"
-                           + (" (the final training: back to them)" if last else ""))
+                recorder.message = (f"training failed at outer step(s) {', '.join(halved)}: each time the run "
+                                    "went halfway back to the last hyperparameters that trained, with halved steps"
+                                    + (" (the final training: back to them)" if last else ""))
             else:
                 anchor = state.h
-                trained_once = trained_once or trained
+                trained_once = trained_once or run["trained"]
             state = next_state
             k += 1
             if last:
-                if diverged:
+                if failed:
                     continue
                 break
-            if should_stop is not None and should_stop():
-                status, message = "stopped", f"stopped by request after outer step {k - 1}"
-                break
-            if max_seconds is not None and row["wall_time"] >= max_seconds:
+            if recorder.stop_requested(f"after outer step {k - 1}") or recorder.out_of_time():
                 break
             if converged_frac is not None and converged(state, initial_steps, converged_frac):
                 last = True
-                message = "; ".join(filter(None, [message, f"converged after outer step {k - 1}: every step below "
-                                                           f"{converged_frac:g} of its value"]))
-    return History(ordered(rows), "fds" if label == "FDS" else label.lower(), label, task.name, seed,
-                   config={"outer": outer.name, "steps": steps, "gamma": initial_steps.tolist()},
-                   hyperparameters=list(names), status=status, message=message)
+                recorder.message = "; ".join(filter(None, [
+                    recorder.message, f"converged after outer step {k - 1}: every step below {converged_frac:g} of its value"]))
+    return recorder.history("fds" if label == "FDS" else label.lower(), label, task.name, seed,
+                            {"outer": outer.name, "steps": steps, "gamma": initial_steps.tolist()}, list(names))
+
+
+def _record(recorder: Recorder, k: int, run: dict) -> dict:
+    """Row k: run k's measurements with the costs summed over the runs so far (``wall_time``
+    counts compute time, so that a run resumed from a cache reads as one)."""
+    before = recorder.rows[-1] if recorder.rows else {name: 0 for name in (*COUNTERS, "wall_time", "runs")}
+    return recorder.record(k, objective=run["loss"], kind=run["kind"],
+                           **{name: before[name] + run[name] for name in COUNTERS},
+                           wall_time=before["wall_time"] + run["seconds"], runs=before["runs"] + 1, **run["columns"])
 
 
 def diverged_update(state, anchor: torch.Tensor):
@@ -339,9 +345,10 @@ def stalled(task: InnerTask, loss: float, seed: int) -> tuple[bool, float]:
     return not trains(loss, untrained), untrained
 
 
-def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, previous, initial_steps,
+def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, names, initial_steps,
                 trained_once=False):
-    """Run k: train at h_k (with its hypergradient unless it is the last) and step the outer update.
+    """Run k: train at h_k (with its hypergradient unless it is the last) and step the outer update;
+    returns what run k measured (its own costs, loss, kind, columns) and the next outer state.
     After a run that trained (``trained_once``), a run that did not (:func:`stalled`) is marked
     ``kind="stalled"`` (:func:`learn` decides whether its hypergradient step is kept)."""
     start = time.perf_counter()
@@ -350,41 +357,32 @@ def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, na
     if last:
         trained = train(task, current, inner_seed)
         theta, diverged, why = trained.theta, trained.diverged, trained.message
-        counts = {"gradient_evaluations": trained.steps, "function_evaluations": 0, "hvp_evaluations": 0}
+        cost = Cost(gradient_evaluations=trained.steps)
         loss = float(task.val_loss(theta)) if not diverged else math.nan
         next_state, norm2 = state, math.nan
     else:
         result = estimator(task, current, inner_seed)
         theta, diverged, why, loss = result.theta, result.diverged, result.message, result.loss
-        counts = {name: getattr(result.cost, name) for name in
-                  ("gradient_evaluations", "function_evaluations", "hvp_evaluations")}
+        cost = result.cost
         next_state = state if diverged else outer.update(state, result.grad)
         norm2 = math.nan if diverged else float((result.grad ** 2).sum())
     dead, untrained = (False, math.nan) if diverged else stalled(task, loss, inner_seed)
     if dead and trained_once:
         why = (f"the network did not train: validation loss {loss:.4g}, not below {START_PROGRESS:g} x "
                f"{untrained:.4g} (the untrained network's)")
-    elapsed = time.perf_counter() - start
-    before = previous or {"wall_time": 0.0, "runs": 0, "best_objective": math.inf,
-                          **{name: 0 for name in ("iteration", "gradient_evaluations", "function_evaluations",
-                                                  "hvp_evaluations")}}
-    totals = {name: before[name] + counts[name] for name in counts}
-    row = {
-        "step": k, "iteration": before["iteration"] + counts["gradient_evaluations"] + counts["function_evaluations"],
-        **totals, "wall_time": before["wall_time"] + elapsed, "objective": loss,
-        "best_objective": min(before["best_objective"], loss) if loss == loss else before["best_objective"],
-        "kind": "diverged" if diverged else "stalled" if dead and trained_once else ("final" if last else "hypergradient"),
+    kind = "diverged" if diverged else "stalled" if dead and trained_once else ("final" if last else "hypergradient")
+    columns = {
         **dict(zip(names, state.h.tolist())),
-        "runs": before["runs"] + 1, "hypergradient_norm2": norm2, "seed": inner_seed,
+        "hypergradient_norm2": norm2, "seed": inner_seed,
         "relative_step": math.nan if (last or diverged) else float(relative_steps(next_state, initial_steps).max()),
-        "trained": not diverged and not dead,
     }
     if metrics is not None:
-        row.update(metrics(theta if not diverged else torch.full_like(theta, math.nan), state.h))
-        row["test_accuracy"] = 1.0 - row["test_error"]
-    if diverged or row["kind"] == "stalled":
-        row["message"] = why
-    return row, next_state
+        columns.update(metrics(theta if not diverged else torch.full_like(theta, math.nan), state.h))
+        columns["test_accuracy"] = 1.0 - columns["test_error"]
+    run = {"loss": loss, "kind": kind, "columns": columns, "seconds": time.perf_counter() - start,
+           **{name: getattr(cost, name) for name in COUNTERS},
+           "trained": not diverged and not dead, "message": why if diverged or kind == "stalled" else ""}
+    return run, next_state
 
 
 def test_accuracy(task: InnerTask, hyper: Hyperparameters, test: tuple[torch.Tensor, torch.Tensor],
@@ -412,37 +410,24 @@ def hd_training(task: InnerTask, horizon: int, hypergrad_lr: float, seed: int, t
     metrics = classification_metrics(task, test) if test is not None else None
     batches = task.batches(seed, horizon)
     every = record_every or max(horizon // 10, 1)
-    rows, status, message = [], "finished", ""
-    start = time.perf_counter()
-    first_loss = None  # the first training loss: the divergence rule's reference
+    recorder = Recorder(callback=callback, should_stop=should_stop)
     for t in range(horizon):
         optimizer.zero_grad()
         loss = task.train_loss(theta, task.batch(batches[t]), {})
         loss.backward()
         optimizer.step()
-        value = float(loss.detach())
-        first_loss = value if first_loss is None else first_loss
-        if divergence.diverged(value, first_loss):
-            status, message = "diverged", f"HD training diverged at step {t}: the training loss reached {float(loss.detach()):.4g}"
-        if (t + 1) % every == 0 or t == horizon - 1 or status != "finished":
+        recorder.diverged(float(loss.detach()), f"at step {t}", "HD's training loss")
+        if (t + 1) % every == 0 or t == horizon - 1 or recorder.ended:
             with torch.no_grad():
-                row = {"step": t + 1, "iteration": t + 1, "gradient_evaluations": t + 1, "function_evaluations": 0,
-                       "hvp_evaluations": 0, "wall_time": time.perf_counter() - start, "objective": float(task.val_loss(theta.detach())),
-                       "kind": "inner", "lr": float(optimizer.param_groups[0]["lr"]), "runs": 1}
+                columns = {"lr": float(optimizer.param_groups[0]["lr"]), "runs": 1}
                 if metrics is not None:
-                    row.update(metrics(theta.detach(), torch.zeros(0)))
-                    row["test_accuracy"] = 1.0 - row["test_error"]
-            row["best_objective"] = min(rows[-1]["best_objective"], row["objective"]) if rows else row["objective"]
-            rows.append(row)
-            if callback is not None:
-                callback(row)
-        if status != "finished":
+                    columns.update(metrics(theta.detach(), torch.zeros(0)))
+                    columns["test_accuracy"] = 1.0 - columns["test_error"]
+                recorder.record(t + 1, objective=float(task.val_loss(theta.detach())), kind="inner",
+                                gradient_evaluations=t + 1, **columns)
+        if recorder.ended or recorder.stop_requested(f"at step {t + 1}"):
             break
-        if should_stop is not None and should_stop():
-            status, message = "stopped", f"stopped by request at step {t + 1}"
-            break
-    return History(ordered(rows), "hd", "HD", task.name, seed, config={"hypergrad_lr": hypergrad_lr}, hyperparameters=["lr"],
-                   status=status, message=message)
+    return recorder.history("hd", "HD", task.name, seed, {"hypergrad_lr": hypergrad_lr}, ["lr"])
 
 
 def best_hd_run(runs: list[History]) -> History | None:

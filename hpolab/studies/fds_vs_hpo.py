@@ -181,7 +181,7 @@ def run_method(name: str, task, test, hyper, limits, seconds: float | None, devi
     if name == "fds":
         chosen, _ = exact_estimator(estimator, device)
         outer = sign_descent(per_entry(hyper, gammas or GAMMAS, "gamma"), limits)
-        steps = 10**6 if seconds else SMOKE_STEPS // hyper.horizon - 1
+        steps = None if seconds else SMOKE_STEPS // hyper.horizon - 1
         history = learn(task, hyper, chosen, outer, steps, test=test, cache=cache, label=LABELS[name], seed=seed,
                         max_seconds=seconds, converged_frac=CONVERGED_FRAC, callback=callback,
                         should_stop=should_stop, progress=progress)
@@ -189,7 +189,7 @@ def run_method(name: str, task, test, hyper, limits, seconds: float | None, devi
         history = best_hd(task, hyper.horizon, test, seed, callback, should_stop)
     else:
         method = make_blackbox(name, task, hyper, limits, seed=None, label=LABELS[name])
-        history = run(method, tuning_problem(task, hyper, test=test), 10**12 if seconds else SMOKE_STEPS, seed=seed,
+        history = run(method, tuning_problem(task, hyper, test=test), None if seconds else SMOKE_STEPS, seed=seed,
                       max_seconds=seconds, callback=callback, should_stop=should_stop)
     history.config["method"] = name
     history.seed = seed

@@ -183,7 +183,7 @@ def pick_gamma(method: str, task, hyper, problem, steps: int, q: int = CLEANING_
     rows: list[dict] = []
 
     def trial(gamma: float) -> None:
-        history = run(_method(method, task, hyper, q, mu, gamma), problem, 10**12, seed=0, should_stop=_steps(steps))
+        history = run(_method(method, task, hyper, q, mu, gamma), problem, None, seed=0, should_stop=_steps(steps))
         best = float(history.frame["best_objective"].iloc[-1])
         rows.append({"method": LABELS[method], "gamma": float(gamma), "steps": len(history.frame) - 1,
                      "start val loss": float(history.frame["objective"].iloc[0]),
@@ -254,7 +254,7 @@ def run_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_METHODS, q: 
             for name in methods:
                 bar.set_postfix_str(f"{label}, {LABELS[name]}", refresh=False)
                 method = _method(name, task, hyper, q, mu, steps.get(name, 1.0), replicas, executor)
-                budget = 10**12 if budget_seconds else SMOKE_STEPS * (q + 1) * (size.horizon + 1)
+                budget = None if budget_seconds else SMOKE_STEPS * (q + 1) * (size.horizon + 1)
                 history = run(method, problem, budget, seed=0, max_seconds=budget_seconds)
                 history.problem = label
                 history.config.update({"method": name, "groups": size.groups, "n_train": size.n_train,
@@ -438,7 +438,7 @@ def cleaning_run_one(method: str = "hozog", q: int = CLEANING_Q, mu: float = CLE
     data = _SPLITS[key]
     task, hyper = cleaning_setting(data, size.horizon)
     built = _method(method, task, hyper, q, mu, gamma)
-    return run(built, tuning_problem(task, hyper, test=data.split.test), 10**12, seed=0, max_seconds=seconds,
+    return run(built, tuning_problem(task, hyper, test=data.split.test), None, seed=0, max_seconds=seconds,
                callback=callback, should_stop=should_stop)
 
 

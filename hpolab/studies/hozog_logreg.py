@@ -36,6 +36,7 @@ from hpolab.hypergrad.implicit import full_batch_loss, minimize_to_tolerance
 from hpolab.hypergrad.task import Adam, logistic_regression_task
 from hpolab.hypergrad.zeroth_order import draw_directions, validation_losses
 from hpolab.problems.tuning import tuning_problem
+from hpolab.recorder import running_best
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.smoothing import smoothed_gradient
@@ -212,7 +213,7 @@ def run_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a", "news
                 bar.set_postfix_str(f"{dataset}, {LABELS.get(name, name)}", refresh=False)
                 method = tuning_method(name, task, hyper, limits, q, mu, step_gamma, replicas=replicas,
                                        executor=executor)
-                budget = SMOKE_ITERATIONS if seconds is None else 10**12
+                budget = SMOKE_ITERATIONS if seconds is None else None
                 history = run(method, problem, budget, seed=0, max_seconds=seconds)
                 history.config.update({"dataset": dataset, "method": name, "range": limits_range,
                                        "gamma": step_gamma, "adam_step": step})
@@ -300,7 +301,7 @@ def add_paper_measures(histories: Sequence[History], task, hyper, q: int, mu: fl
             frame["lbfgs_objective"] = frame["objective"]
             objective[0] = float(frame["objective"].iloc[0])
             frame["objective"] = pd.Series(objective, index=frame.index).ffill()
-            frame["best_objective"] = frame["objective"].cummin()
+            frame["best_objective"] = running_best(frame["objective"])
 
 
 def _eq3(task, hyper, lambdas: torch.Tensor, q: int, mu: float, generator: torch.Generator,
@@ -515,7 +516,7 @@ def logreg_run_one(scale: str = "cpu", dataset: str = "a9a", method: str = "hozo
     task, hyper, limits_range = logistic_regression_setting(split, horizon, _STEPS[key])
     limits = box(hyper, {"log_l2": limits_range})
     method = tuning_method(method, task, hyper, limits, q, mu, gamma or default_gamma(dataset, scale))
-    return run(method, tuning_problem(task, hyper, test=split.test), 10**12, seed=0, max_seconds=seconds,
+    return run(method, tuning_problem(task, hyper, test=split.test), None, seed=0, max_seconds=seconds,
                callback=callback, should_stop=should_stop)
 
 

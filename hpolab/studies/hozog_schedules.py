@@ -229,7 +229,7 @@ def run_study(scale: str = "cpu", networks: Sequence[str] | None = None,
                     budget_steps = int(history.frame["iteration"].iloc[-1]) * meta // steps
                 else:
                     timed = budget_seconds is not None and scale != "smoke"
-                    history = run(method, problem, 10**12 if timed else budget_steps, seed=0,
+                    history = run(method, problem, None if timed else budget_steps, seed=0,
                                   max_seconds=budget_seconds if timed else None)
                     zeroth_order_norms(history, task, hyper, settings, limits, sizes.gradient_points, batch_runs)
                 history.problem = network
@@ -466,7 +466,7 @@ def schedule_run_one(method: str = "hozog", q: int = 1, mu: float = 0.224, gamma
     task, hyper, test = schedule_setting(scale, "cnn", torch_device)
     built = tuning_method(method, task, hyper, box(hyper, {"lr": SCHEDULE_BOX}), q, mu, gamma, directions="sphere",
                           batched=batch_hozog_runs("auto", torch_device))
-    return run(built, tuning_problem(task, hyper, test=test), 10**12, seed=0, max_seconds=seconds,
+    return run(built, tuning_problem(task, hyper, test=test), None, seed=0, max_seconds=seconds,
                callback=callback, should_stop=should_stop)
 
 

@@ -5,7 +5,6 @@ a grid of fixed settings and STN's schedule replayed; and the tables that summar
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -14,7 +13,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from hpolab import divergence
+from hpolab.recorder import Recorder
 from hpolab.history import History
 from hpolab.splits import Split
 from hpolab.methods.stn import (
@@ -28,7 +27,7 @@ from hpolab.methods.stn import (
     structured_weights,
 )
 from hpolab.studies.common import StudyResult
-from hpolab.studies.stn_ridge import RidgeRun, _frame, ridge_best_response, squared_loss, travel_lr
+from hpolab.studies.stn_ridge import RidgeRun, ridge_best_response, squared_loss, travel_lr
 from hpolab.validation import check_choice, check_count, check_positive
 
 
@@ -168,10 +167,10 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
     init_generator, generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     train_batches = minibatches(data.train, setting.batch_size, generator)
     every = max(1, setting.steps // setting.evaluations)
-    rows, running, count, status, message = [], 0.0, 0, "finished", ""
+    running, count = 0.0, 0
     warmup = setting.warmup_steps(len(y_train))
     hyper_lr = setting.hyper_lr
-    start = time.perf_counter()
+    recorder = Recorder(callback=callback, should_stop=should_stop)
     if setting.method == "stn":
         limits = network_limits(setting.decay_range, setting.dropout_range)
         hyper_lr = travel_lr(limits, setting.tuning_steps(len(y_train))) if hyper_lr is None else hyper_lr
@@ -211,18 +210,14 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
         weights, decay, dropout, tuned = current(step)
         val_loss, val_acc = evaluate(lambda x: mlp_logits(weights, x), *data.val)
         test_loss, test_acc = evaluate(lambda x: mlp_logits(weights, x), *data.test)
-        rows.append({"step": step, "iteration": step + tuned, "gradient_evaluations": step + tuned,
-                     "function_evaluations": 0, "hvp_evaluations": 0, "wall_time": time.perf_counter() - start,
-                     "objective": val_loss, "kind": "evaluation", "train_loss": running / count if count else math.nan,
-                     "val_accuracy": val_acc, "test_loss": test_loss, "test_accuracy": test_acc, "tune_step": tuned,
-                     "passes": passes(step, tuned),
-                     "weight_decay": decay, "dropout": dropout, "log_weight_decay": math.log(decay) if decay > 0 else math.nan,
-                     "logit_dropout": math.log(dropout / (1 - dropout)) if 0 < dropout < 1 else math.nan})
-        if callback is not None:
-            callback(rows[-1])
+        recorder.record(step, objective=val_loss, kind="evaluation", gradient_evaluations=step + tuned,
+                        train_loss=running / count if count else math.nan, val_accuracy=val_acc,
+                        test_loss=test_loss, test_accuracy=test_acc, tune_step=tuned, passes=passes(step, tuned),
+                        weight_decay=decay, dropout=dropout,
+                        log_weight_decay=math.log(decay) if decay > 0 else math.nan,
+                        logit_dropout=math.log(dropout / (1 - dropout)) if 0 < dropout < 1 else math.nan)
 
     record(0)
-    first_loss = None  # the first training loss: the divergence rule's reference
     for step in range(1, setting.steps + 1):
         if setting.method == "stn":
             state = stn.train(state, next(train_batches), generator)
@@ -244,16 +239,11 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
             params = tuple(p.requires_grad_() for p in params)
             loss = float(objective.detach())
         running, count = running + loss, count + 1
-        first_loss = loss if first_loss is None else first_loss
-        if divergence.diverged(loss, first_loss):
-            status, message = "diverged", f"diverged at step {step}: the training loss became {loss}"
-        if step % every == 0 or step == setting.steps or status != "finished":
+        recorder.diverged(loss, f"at step {step}", "the training loss")
+        if step % every == 0 or step == setting.steps or recorder.ended:
             record(step)
             running, count = 0.0, 0
-        if status != "finished":
-            break
-        if should_stop is not None and should_stop():
-            status, message = "stopped", f"stopped by request at step {step}"
+        if recorder.ended or recorder.stop_requested(f"at step {step}"):
             break
     config = {"task": "mnist-mlp", "method": setting.method, "weight_decay0": setting.weight_decay,
               "dropout0": setting.dropout, "hidden": list(setting.hidden), "steps": setting.steps,
@@ -265,8 +255,8 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
                       dropout_range=list(setting.dropout_range))
     schedule = pd.DataFrame(path if setting.method == "stn" else list(setting.schedule) or path,
                             columns=["step", "weight_decay", "dropout"])
-    return STNHistory(_frame(rows), setting.method, setting.label, "mnist-mlp", seed, config,
-                      ["weight_decay", "dropout"], status, message, schedule=schedule)
+    return recorder.history(setting.method, setting.label, "mnist-mlp", seed, config, ["weight_decay", "dropout"],
+                            kind=STNHistory, schedule=schedule)
 
 
 

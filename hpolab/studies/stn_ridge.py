@@ -4,7 +4,6 @@ known in closed form (the study: :mod:`hpolab.studies.stn`)."""
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -12,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hpolab import divergence
-from hpolab.history import COLUMNS, History
+from hpolab.history import History
+from hpolab.recorder import Recorder
 from hpolab.methods.stn import ResponseModel, hypergradient, linear_init, linear_response, self_tuning
 from hpolab.validation import check_count, check_positive
 
@@ -196,12 +195,12 @@ def run_ridge(data: Regression, log_lambda0: float = -4.0, sigma: float = 0.5, l
                          tune_steps=tune_steps, limits=([limits[0]], [limits[1]]), per_example=False)
     generator = torch.Generator().manual_seed(seed)
     state = method.init(linear_init(x.shape[1], 1), torch.tensor([float(log_lambda0)], dtype=torch.float64))
-    start = time.perf_counter()
+    recorder = Recorder(callback=callback, should_stop=should_stop)  # its clock counts the warm-up
     for _ in range(warmup):
         state = method.train(state, data.train, generator)
     optimum = ridge_optimum(data)
     snap_at = set(np.unique(np.linspace(0, cycles, snapshots).round().astype(int)).tolist()) if snapshots else set()
-    rows, kept, status, message = [], [], "finished", ""
+    kept = []
     model = ridge_model(len(y))
 
     def record(state, kind):
@@ -209,36 +208,29 @@ def run_ridge(data: Regression, log_lambda0: float = -4.0, sigma: float = 0.5, l
         w0, w1 = state.phi
         exact_w, exact_j = ridge_best_response(x, y, h), ridge_jacobian(x, y, h)
         _, grad = hypergradient(model, state.phi, data.val, 1)
-        evaluations = state.train_steps + state.tune_steps
-        rows.append({"step": state.train_steps, "iteration": evaluations, "gradient_evaluations": evaluations,
-                     "function_evaluations": 0, "hvp_evaluations": 0, "wall_time": time.perf_counter() - start,
-                     "objective": float(squared_loss(w0, data.val)), "kind": kind, "tune_step": state.tune_steps,
-                     "log_lambda": h, "lambda": math.exp(h),
-                     "exact_val_loss": float(squared_loss(exact_w, data.val)),
-                     "test_loss": float(squared_loss(w0, data.test)),
-                     "train_loss": float(squared_loss(w0, data.train) + 0.5 * math.exp(h) * (w0 @ w0) / len(y)),
-                     "hypergradient": float(grad[0]), "exact_hypergradient": ridge_exact_hypergradient(data, h),
-                     "response_error": relative_error(w0, exact_w), "jacobian_error": relative_error(w1, exact_j),
-                     **local_errors(x, y, w0, w1[:, 0], h, sigma)})
         if state.tune_steps in snap_at:
             kept.append({"tune_step": state.tune_steps, "center": h, "w0": w0.clone(), "w1": w1.clone()})
-        if callback is not None:
-            callback(rows[-1])
+        return recorder.record(
+            state.train_steps, objective=float(squared_loss(w0, data.val)), kind=kind,
+            gradient_evaluations=state.train_steps + state.tune_steps, tune_step=state.tune_steps,
+            log_lambda=h, **{"lambda": math.exp(h)},
+            exact_val_loss=float(squared_loss(exact_w, data.val)), test_loss=float(squared_loss(w0, data.test)),
+            train_loss=float(squared_loss(w0, data.train) + 0.5 * math.exp(h) * (w0 @ w0) / len(y)),
+            hypergradient=float(grad[0]), exact_hypergradient=ridge_exact_hypergradient(data, h),
+            response_error=relative_error(w0, exact_w), jacobian_error=relative_error(w1, exact_j),
+            **local_errors(x, y, w0, w1[:, 0], h, sigma))
 
-    record(state, "warm-up")
+    recorder.diverged(record(state, "warm-up")["objective"], "after the warm-up", "the validation loss")
     for cycle in range(cycles):
-        state = method.update(state, lambda: data.train, lambda: data.val, generator)
-        record(state, "cycle")
-        if divergence.diverged(rows[-1]["objective"], rows[0]["objective"]):
-            status = "diverged"
-            message = f"diverged at cycle {cycle + 1}: the validation loss became {rows[-1]['objective']}"
+        if recorder.ended:
             break
-        if should_stop is not None and should_stop():
-            status, message = "stopped", f"stopped by request at cycle {cycle + 1}"
+        state = method.update(state, lambda: data.train, lambda: data.val, generator)
+        at = f"at cycle {cycle + 1}"
+        if recorder.diverged(record(state, "cycle")["objective"], at, "the validation loss") or recorder.stop_requested(at):
             break
     config = {"task": "ridge", "sigma": sigma, "lr": lr, "hyper_lr": hyper_lr, "train_steps": train_steps,
               "tune_steps": tune_steps, "warmup": warmup, "log_lambda0": log_lambda0}
-    history = History(_frame(rows), "stn", "STN", "ridge", seed, config, ["log_lambda"], status, message)
+    history = recorder.history("stn", "STN", "ridge", seed, config, ["log_lambda"])
     return RidgeRun(history, kept, optimum, data)
 
 
@@ -253,9 +245,3 @@ def local_errors(x: torch.Tensor, y: torch.Tensor, w0: torch.Tensor, w1: torch.T
         fitted.append(relative_error(w0 + delta * w1, exact))
         constant.append(relative_error(w0, exact))
     return {"local_error": float(np.mean(fitted)), "constant_error": float(np.mean(constant))}
-
-
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    frame["best_objective"] = frame["objective"].cummin()
-    return frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]]
