@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import torch
 
+from hpolab.hypergrad import gradient_descent, make_estimator
 from hpolab.hypergrad.hyperparameters import Hyperparameters
 from hpolab.hypergrad.outer import OuterState, OuterUpdate
 from hpolab.hypergrad.result import Estimator, Hypergradient, takes_generator
@@ -64,3 +65,13 @@ def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Es
         return TuningState(theta, stepped.h, stepped, result, "hypergradient", extras=extras)
 
     return Method("hypergradient-descent", init, update, {"outer": outer.name}, label)
+
+
+def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, torch.Tensor] | None,
+                         estimator: str = "forward", lr: float = 0.05, seed: int | None = None,
+                         label: str = "hypergradient descent", **estimator_settings) -> Method:
+    """The registry's form of :func:`hypergradient_descent` (``TUNERS["hypergradient"]``): the
+    estimator by name (:func:`hpolab.hypergrad.make_estimator`, with ``estimator_settings``) and
+    plain steps of ``lr`` against the hypergradient, projected onto ``limits``."""
+    return hypergradient_descent(task, hyper, make_estimator(estimator, **estimator_settings),
+                                 gradient_descent(lr, limits), seed=seed, label=label)
