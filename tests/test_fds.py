@@ -13,6 +13,7 @@ from hpolab.cache import StudyCache
 from hpolab.data import data_root
 from hpolab.history import History
 from hpolab.hypergrad import box, classification_task, forward_mode, reverse_mode, schedule, sign_descent
+from hpolab.methods import fds as fds_loop
 from hpolab.studies import fds, fds_cifar, fds_noise, fds_schedules, fds_vs_hpo
 
 
@@ -90,23 +91,23 @@ def test_an_interrupted_outer_loop_resumes_from_its_cached_steps(tmp_path):
     outer = sign_descent(0.05, box(hyper, {"lr": (0.0, 1.0)}))
     cache = StudyCache("test", {"case": 1}, root=tmp_path)
     first = Counting(reverse_mode())
-    stopped = fds.learn(task, hyper, first, outer, 4, cache=cache, progress=False, should_stop=lambda: True)
+    stopped = fds_loop.learn(task, hyper, first, outer, 4, cache=cache, progress=False, should_stop=lambda: True)
     assert stopped.status == "stopped" and len(stopped.frame) == 1 and first.calls == 1
     again = Counting(reverse_mode())
-    resumed = fds.learn(task, hyper, again, outer, 4, cache=cache, progress=False)
+    resumed = fds_loop.learn(task, hyper, again, outer, 4, cache=cache, progress=False)
     assert again.calls == 3 and resumed.status == "finished" and len(resumed.frame) == 5
-    fresh = fds.learn(task, hyper, reverse_mode(), outer, 4, progress=False)
+    fresh = fds_loop.learn(task, hyper, reverse_mode(), outer, 4, progress=False)
     pd.testing.assert_frame_equal(resumed.frame.drop(columns="wall_time"), fresh.frame.drop(columns="wall_time"))
     assert fresh.frame["lr[0]"].iloc[1] == pytest.approx(0.05)  # one sign step up from 0
     longer = Counting(reverse_mode())
-    fds.learn(task, hyper, longer, outer, 6, cache=cache, progress=False)
+    fds_loop.learn(task, hyper, longer, outer, 6, cache=cache, progress=False)
     assert longer.calls == 2  # steps 4 and 5; 0 to 3 come from the cache
 
 
 def test_a_diverging_outer_step_ends_the_run_cleanly_when_asked_to_stop():
     task = double_task()
     hyper = schedule(10, lr=0.5, momentum=0.9, dtype=torch.float64)
-    history = fds.learn(task, hyper, reverse_mode(), sign_descent(1e4), 3, on_diverge="stop", progress=False)
+    history = fds_loop.learn(task, hyper, reverse_mode(), sign_descent(1e4), 3, on_diverge="stop", progress=False)
     assert history.status == "diverged" and "diverged at outer step 1" in history.message
     assert len(history.frame) == 2 and np.isfinite(history.frame["objective"].iloc[0])
 
@@ -124,7 +125,7 @@ def test_a_diverged_training_halves_the_last_outer_step_and_undoes_half_of_it():
             return found
         return found._replace(loss=math.nan, grad=None, diverged=True, message="the rate is above 0.6")
 
-    history = fds.learn(task, hyper, unstable, sign_descent(0.8), 8, progress=False)
+    history = fds_loop.learn(task, hyper, unstable, sign_descent(0.8), 8, progress=False)
     frame = history.frame
     diverged = frame.index[frame["kind"] == "diverged"].tolist()
     assert history.status == "finished" and diverged and "halved" in history.message
@@ -134,13 +135,13 @@ def test_a_diverged_training_halves_the_last_outer_step_and_undoes_half_of_it():
     assert lr[k + 1] - lr[k - 1] == pytest.approx((lr[k] - lr[k - 1]) / 2)
     state = sign_descent(0.8).init(torch.tensor([0.9], dtype=torch.float64))
     anchor = torch.tensor([0.1], dtype=torch.float64)
-    once = fds.diverged_update(state, anchor)
-    twice = fds.diverged_update(once, anchor)  # repeated divergences close in on the last good point
+    once = fds_loop.diverged_update(state, anchor)
+    twice = fds_loop.diverged_update(once, anchor)  # repeated divergences close in on the last good point
     assert once.h.item() == pytest.approx(0.5) and twice.h.item() == pytest.approx(0.3)
     assert twice.step_size.item() == pytest.approx(0.2)
     assert np.isfinite(frame["objective"].iloc[-1]) and frame["kind"].iloc[-1] == "final"
     with pytest.raises(ValueError, match="on_diverge"):
-        fds.learn(task, hyper, reverse_mode(), sign_descent(1.0), 1, on_diverge="retry", progress=False)
+        fds_loop.learn(task, hyper, reverse_mode(), sign_descent(1.0), 1, on_diverge="retry", progress=False)
 
 
 def test_hd_raises_the_learning_rate_from_zero():
@@ -319,14 +320,14 @@ def test_the_networks_start_from_xavier_normal_weights_and_zero_biases():
 def test_the_outer_loop_stops_once_every_step_is_below_its_share_of_the_value():
     task = double_task()
     hyper = schedule(10, lr=0.5, momentum=0.5, windows={"lr": 5}, dtype=torch.float64)
-    history = fds.learn(task, hyper, reverse_mode(), sign_descent(0.01), 6, converged_frac=0.05, progress=False)
+    history = fds_loop.learn(task, hyper, reverse_mode(), sign_descent(0.01), 6, converged_frac=0.05, progress=False)
     assert history.status == "finished" and "converged after outer step 0" in history.message
     assert history.frame["kind"].tolist() == ["hypergradient", "final"]
     assert history.frame["relative_step"].iloc[0] == pytest.approx(0.01 / 0.49, rel=0.05)
-    slow = fds.learn(task, hyper, reverse_mode(), sign_descent(0.1), 2, converged_frac=0.05, progress=False)
+    slow = fds_loop.learn(task, hyper, reverse_mode(), sign_descent(0.1), 2, converged_frac=0.05, progress=False)
     assert len(slow.frame) == 3  # 0.1 / 0.5 is no convergence: every outer step runs
     with pytest.raises(ValueError, match="converged_frac"):
-        fds.learn(task, hyper, reverse_mode(), sign_descent(0.1), 2, converged_frac=1.5, progress=False)
+        fds_loop.learn(task, hyper, reverse_mode(), sign_descent(0.1), 2, converged_frac=1.5, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,10 +467,10 @@ def test_outer_loops_from_different_seeds_do_not_share_cached_steps(tmp_path):
     hyper = schedule(10, lr=0.0, momentum=0.5, windows={"lr": 5}, dtype=torch.float64)
     outer = sign_descent(0.05, box(hyper, {"lr": (0.0, 1.0)}))
     cache = StudyCache("test", {"case": 2}, root=tmp_path)
-    fds.learn(task, hyper, reverse_mode(), outer, 2, cache=cache, seed=0, progress=False)
+    fds_loop.learn(task, hyper, reverse_mode(), outer, 2, cache=cache, seed=0, progress=False)
     other = Counting(reverse_mode())
-    history = fds.learn(task, hyper, other, outer, 2, cache=cache, seed=1, progress=False)
-    assert other.calls == 2 and history.frame["seed"].tolist() == [fds.run_seed(1, k) for k in range(3)]
+    history = fds_loop.learn(task, hyper, other, outer, 2, cache=cache, seed=1, progress=False)
+    assert other.calls == 2 and history.frame["seed"].tolist() == [fds_loop.run_seed(1, k) for k in range(3)]
 
 
 def test_the_start_check_scales_gamma_down_until_two_steps_from_zero_still_train():
@@ -499,7 +500,7 @@ def test_a_dead_training_after_one_that_trained_goes_halfway_back_like_a_diverge
         theta = task.init(seed)
         return found._replace(theta=theta, loss=float(task.val_loss(theta)), grad=-torch.ones_like(found.grad))
 
-    history = fds.learn(task, hyper, dies_above, sign_descent(0.4), 6, progress=False)
+    history = fds_loop.learn(task, hyper, dies_above, sign_descent(0.4), 6, progress=False)
     frame = history.frame
     kinds, lr = frame["kind"].tolist(), frame["lr"].tolist()
     assert kinds[0] == "hypergradient" and lr[0] == 0.0  # untrained at alpha = 0: not a failure
@@ -513,14 +514,14 @@ def test_a_dead_training_after_one_that_trained_goes_halfway_back_like_a_diverge
 def test_a_final_training_that_diverges_falls_back_to_the_last_hyperparameters_that_trained(monkeypatch):
     task = double_task()
     hyper = schedule(10, lr=0.1, momentum=0.9, dtype=torch.float64)
-    plain = fds.train
+    plain = fds_loop.train
 
     def unstable(task, hyper, seed):  # the final plain training "diverges" above lr = 0.6
         trained = plain(task, hyper, seed)
         return trained._replace(diverged=True, message="above 0.6") if float(hyper.values["lr"][0]) > 0.6 else trained
 
-    monkeypatch.setattr(fds, "train", unstable)
-    history = fds.learn(task, hyper, reverse_mode(), sign_descent(0.8), 1, progress=False)
+    monkeypatch.setattr(fds_loop, "train", unstable)
+    history = fds_loop.learn(task, hyper, reverse_mode(), sign_descent(0.8), 1, progress=False)
     assert history.frame["kind"].tolist() == ["hypergradient", "diverged", "final"]
     assert history.frame["lr"].tolist() == [pytest.approx(0.1), pytest.approx(0.9), pytest.approx(0.1)]
     assert history.status == "finished" and "back to them" in history.message

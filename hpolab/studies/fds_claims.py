@@ -15,7 +15,7 @@ failed passed it; it now compares with cosine annealing):
   within a factor :data:`NEAR_FACTOR` of T / 5;
 - **converged**: the authors' own stopping rule (``converged_frac`` = 0.05 in their code),
   every hyperparameter's next step below 5 % of its value (of its first step, for values
-  near 0): :func:`hpolab.studies.fds.converged`;
+  near 0): :func:`hpolab.methods.fds.converged`;
 - **zero regret**: within :data:`ZERO_REGRET` (one point of test accuracy) of the reference,
   the seed-to-seed spread of a test accuracy at these sizes; **"~20x sooner"**: at least
   :data:`SPEEDUP` (10) times sooner, an order of magnitude; when the slower method never
@@ -285,7 +285,7 @@ PAPER_OUTER_STEPS = 10
 
 def converged_at(frame) -> int | None:
     """The first outer step after which the authors' stopping rule holds (see
-    :func:`hpolab.studies.fds.converged`), from the history's ``relative_step`` column."""
+    :func:`hpolab.methods.fds.converged`), from the history's ``relative_step`` column."""
     steps = frame.loc[frame["relative_step"] < CONVERGED_FRAC, "step"] if "relative_step" in frame else []
     return int(steps.iloc[0]) + 1 if len(steps) else None
 

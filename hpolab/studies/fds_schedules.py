@@ -107,7 +107,7 @@ def method_hyperparameters(method: str, horizon: int, window: int):
 def learn_schedule(task, test, horizon: int, method: str, window: int, gamma: float, steps: int, device,
                    estimator: str = "auto", cache: StudyCache | None = None, seed: int = 0, progress: bool = True,
                    callback=None, should_stop=None) -> History:
-    """One method's outer loop (see :func:`hpolab.studies.fds.learn`)."""
+    """One method's outer loop (see :func:`hpolab.methods.fds.learn`)."""
     check_choice("method", method, METHODS)
     hyper = method_hyperparameters(method, horizon, window)
     chosen, _ = outer_estimator("greedy" if method == "greedy" else "exact", device, estimator)
