@@ -12,23 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from hpolab.history import History
 from hpolab.studies.common import StudyResult
 from hpolab.studies.hd_vs_decay_setting import NAMES, Setting
-
-
-def mean_interval(values) -> tuple[float, float]:
-    """Mean and half-width of the 95 % t-interval (0 for one value)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), 0.0
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(half)
+from hpolab.tables import mean_interval
 
 
 def run_scores(h: History) -> dict:

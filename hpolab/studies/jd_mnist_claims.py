@@ -16,11 +16,7 @@ from hpolab import claims
 from hpolab.history import History
 from hpolab.studies.jd_mnist_setup import ACCURACY, ALPHA_NEAR_ZERO, CLAIM_P, ETA_DROP, MATCH, NOTEBOOK
 from hpolab.studies.jd_mnist_summaries import at_iteration, first_iteration, window_mean
-from hpolab.tables import significant
-
-
-def _fmt(value: float) -> str:
-    return f"{significant(value):g}"
+from hpolab.tables import short
 
 
 def _mean(values) -> float:
@@ -47,7 +43,7 @@ def check_accuracy(result) -> claims.Verdict:
         return claims.untestable(f"JD not run at p = {CLAIM_P:g}")
     accuracy = _final(runs)
     steps = _mean(float(h.frame["gradient_evaluations"].iloc[-1]) for h in runs)
-    return claims.verdict(accuracy >= ACCURACY, f"JD p={CLAIM_P:g}: training accuracy {_fmt(accuracy)} after "
+    return claims.verdict(accuracy >= ACCURACY, f"JD p={CLAIM_P:g}: training accuracy {short(accuracy)} after "
                           f"{runs[0].iterations} iterations ({steps:.0f} gradient steps; mean of {len(runs)} runs); "
                           f"holds at >= {ACCURACY:g}")
 
@@ -59,7 +55,7 @@ def check_matches_relu(result) -> claims.Verdict:
         return claims.untestable("JD at p = 0.5 and the fixed ReLU network are not both in this run")
     ours, theirs = _final(runs), _final(relu)
     return claims.verdict(ours >= theirs - MATCH, f"training accuracy after {runs[0].iterations} iterations: JD "
-                          f"{_fmt(ours)}, ReLU (fixed) {_fmt(theirs)}; holds within {MATCH:g}")
+                          f"{short(ours)}, ReLU (fixed) {short(theirs)}; holds within {MATCH:g}")
 
 
 def check_beats_linear(result) -> claims.Verdict:
@@ -69,7 +65,7 @@ def check_beats_linear(result) -> claims.Verdict:
         return claims.untestable("JD at p = 0.5 and the fixed linear network are not both in this run")
     ours, theirs = _final(runs), _final(linear)
     return claims.verdict(ours > theirs, f"training accuracy after {runs[0].iterations} iterations: JD "
-                          f"{_fmt(ours)}, linear (fixed) {_fmt(theirs)}")
+                          f"{short(ours)}, linear (fixed) {short(theirs)}")
 
 
 def check_alpha_near_zero(result, by: int = 500) -> claims.Verdict:
@@ -82,10 +78,10 @@ def check_alpha_near_zero(result, by: int = 500) -> claims.Verdict:
     at = _mean(at_iteration(h, "alpha", by) for h in runs)
     first = [first_iteration(h, "alpha", ALPHA_NEAR_ZERO) for h in runs]
     reached = [f for f in first if not math.isnan(f)]
-    return claims.verdict(at <= ALPHA_NEAR_ZERO, f"JD p={CLAIM_P:g}: alpha at iteration {by} {_fmt(at)} (from 1; "
+    return claims.verdict(at <= ALPHA_NEAR_ZERO, f"JD p={CLAIM_P:g}: alpha at iteration {by} {short(at)} (from 1; "
                           f"holds at <= {ALPHA_NEAR_ZERO:g}); first <= {ALPHA_NEAR_ZERO:g} in {len(reached)} of "
                           f"{len(runs)} runs" + (f" (at {min(reached):.0f})" if reached else "")
-                          + f"; final {_fmt(_final(runs, 'alpha'))}")
+                          + f"; final {short(_final(runs, 'alpha'))}")
 
 
 def check_eta_shrinks(result) -> claims.Verdict:
@@ -96,8 +92,8 @@ def check_eta_shrinks(result) -> claims.Verdict:
         return claims.untestable(f"JD not run at p = {CLAIM_P:g}")
     thirds = [_mean(window_mean(h, "eta", k / 3, (k + 1) / 3) for h in runs) for k in range(3)]
     return claims.verdict(thirds[2] <= ETA_DROP * thirds[1],
-                          f"JD p={CLAIM_P:g}: eta starts {_fmt(float(runs[0].frame['eta'].iloc[0]))}, mean over the "
-                          f"first / middle / last third {' / '.join(_fmt(t) for t in thirds)}; holds if last <= "
+                          f"JD p={CLAIM_P:g}: eta starts {short(float(runs[0].frame['eta'].iloc[0]))}, mean over the "
+                          f"first / middle / last third {' / '.join(short(t) for t in thirds)}; holds if last <= "
                           f"{ETA_DROP:g} x middle")
 
 

@@ -14,11 +14,7 @@ from typing import Sequence
 from hpolab import claims
 from hpolab.history import History
 from hpolab.studies.jd_sphere_settings import BASELINES, NOTEBOOK, UNBIASED, variant
-from hpolab.tables import significant
-
-
-def _fmt(value: float) -> str:
-    return f"{significant(value):g}"
+from hpolab.tables import short
 
 
 def _by_function(result) -> dict[str, list[History]]:
@@ -40,7 +36,7 @@ def p_scores(histories: Sequence[History], name: str) -> dict[float, float]:
 
 
 def _ranking(scores: dict[float, float]) -> str:
-    return ", ".join(f"p={p:g}: {_fmt(v)}" for p, v in scores.items())
+    return ", ".join(f"p={p:g}: {short(v)}" for p, v in scores.items())
 
 
 def _short(function: str) -> str:
@@ -72,7 +68,7 @@ def check_ajd_beats_jd(result) -> claims.Verdict:
         if ajd is None or jd is None:
             return claims.untestable(f"AJD and JD not both run at p = 0.5 on the {function}")
         ok &= ajd < jd
-        parts.append(f"{_short(function)}: AJD {_fmt(ajd)} vs JD {_fmt(jd)}")
+        parts.append(f"{_short(function)}: AJD {short(ajd)} vs JD {short(jd)}")
     return claims.verdict(ok, "p=0.5, mean best objective: " + "; ".join(parts)) if parts else claims.untestable("no runs")
 
 
@@ -103,7 +99,7 @@ def check_before_second_pick(result) -> claims.Verdict:
             mean_jd, mean_base = sum(c[1] for c in compared) / n, sum(c[2] for c in compared) / n
             ok &= mean_jd < mean_base
             parts.append(f"{_short(function)} vs {baseline.split()[-1]} at iteration "
-                         f"{sum(c[0] for c in compared) / n:.3g}: JD {_fmt(mean_jd)} vs {_fmt(mean_base)}")
+                         f"{sum(c[0] for c in compared) / n:.3g}: JD {short(mean_jd)} vs {short(mean_base)}")
     if not parts:
         return claims.untestable("JD at p = 0.5 and an alternating baseline are not both in this run")
     return claims.verdict(ok, "; ".join(parts))
@@ -120,7 +116,7 @@ def check_jd_beats_alternating(result) -> claims.Verdict:
         if jd is None or not bases:
             continue
         ok &= all(jd < v for v in bases.values())
-        parts.append(f"{_short(function)}: JD {_fmt(jd)}, " + ", ".join(f"{b.split()[-1]} {_fmt(v)}"
+        parts.append(f"{_short(function)}: JD {short(jd)}, " + ", ".join(f"{b.split()[-1]} {short(v)}"
                                                                          for b, v in bases.items()))
     if not parts:
         return claims.untestable("JD at p = 0.5 and an alternating baseline are not both in this run")
@@ -141,8 +137,8 @@ def check_unbiased_flattens_p(result) -> claims.Verdict:
         if len(printed) < 2 or set(printed) != set(unbiased):
             return claims.untestable(f"AJD printed and unbiased not both run over the same p's on the {function}")
         ok &= p_spread(unbiased) < p_spread(printed)
-        parts.append(f"{_short(function)}: worst/best over p printed {_fmt(p_spread(printed))} (best p="
-                     f"{min(printed, key=printed.get):g}), unbiased {_fmt(p_spread(unbiased))} (best p="
+        parts.append(f"{_short(function)}: worst/best over p printed {short(p_spread(printed))} (best p="
+                     f"{min(printed, key=printed.get):g}), unbiased {short(p_spread(unbiased))} (best p="
                      f"{min(unbiased, key=unbiased.get):g})")
     return claims.verdict(ok, "; ".join(parts)) if parts else claims.untestable("no runs")
 

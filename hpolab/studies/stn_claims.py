@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from hpolab import claims
+from hpolab.tables import short
 from hpolab.studies.stn_network import REPLAY, is_fixed, per_seed
 from hpolab.studies.stn_ridge import ridge_validation_curve
 
@@ -18,12 +19,6 @@ from hpolab.studies.stn_ridge import ridge_validation_curve
 LOCAL_TOLERANCE = 0.1  # "tracks": the fitted response within 10 % of w* over c +- sigma
 OPTIMUM_TOLERANCE = 0.01  # "finds the optimum": exact validation loss within 1 % of its minimum
 COMPARABLE = 0.05  # "comparable": mean final validation loss within 5 % of the best fixed setting's
-
-
-def _fmt(value: float) -> str:
-    from hpolab.tables import significant
-
-    return f"{significant(float(value)):g}"
 
 
 def _second_half(result) -> pd.DataFrame | None:
@@ -43,9 +38,9 @@ def check_response_tracks(result) -> claims.Verdict:
     fitted, constant = float(late["local_error"].median()), float(late["constant_error"].median())
     sigma = result.ridge.history.config["sigma"]
     return claims.verdict(fitted <= LOCAL_TOLERANCE and fitted < constant,
-                          f"ridge, second half of the run, median relative error of the response over c +- {_fmt(sigma)}:"
-                          f" fitted line {_fmt(fitted)}, constant w0 {_fmt(constant)}; W1 against dw*/dlog lambda "
-                          f"{_fmt(late['jacobian_error'].median())} (tolerance {LOCAL_TOLERANCE:.0%})")
+                          f"ridge, second half of the run, median relative error of the response over c +- {short(sigma)}:"
+                          f" fitted line {short(fitted)}, constant w0 {short(constant)}; W1 against dw*/dlog lambda "
+                          f"{short(late['jacobian_error'].median())} (tolerance {LOCAL_TOLERANCE:.0%})")
 
 
 def check_finds_optimum(result) -> claims.Verdict:
@@ -59,8 +54,8 @@ def check_finds_optimum(result) -> claims.Verdict:
     reached, best = ridge_validation_curve(ridge.data, [final, ridge.optimum])
     start = float(frame["log_lambda"].iloc[0])
     return claims.verdict(reached <= (1 + OPTIMUM_TOLERANCE) * best,
-                          f"ridge: log lambda {_fmt(start)} -> {_fmt(final)} (exact optimum {_fmt(ridge.optimum)}); "
-                          f"exact validation loss there {_fmt(reached)} vs {_fmt(best)} at the optimum "
+                          f"ridge: log lambda {short(start)} -> {short(final)} (exact optimum {short(ridge.optimum)}); "
+                          f"exact validation loss there {short(reached)} vs {short(best)} at the optimum "
                           f"(tolerance {OPTIMUM_TOLERANCE:.0%})")
 
 
@@ -84,8 +79,8 @@ def check_comparable(result) -> claims.Verdict:
     rank = int((grid["val loss"] < stn["val loss"]).sum()) + 1
     return claims.verdict(stn["val loss"] <= (1 + COMPARABLE) * best["val loss"],
                           f"MNIST MLP, final validation loss (mean over {int(stn['runs'])} seeds): STN "
-                          f"{_fmt(stn['val loss'])} ± {_fmt(stn['val ±95%'])}, best of {len(grid)} fixed "
-                          f"({best['method']}) {_fmt(best['val loss'])} ± {_fmt(best['val ±95%'])}; STN ranks {rank} "
+                          f"{short(stn['val loss'])} ± {short(stn['val ±95%'])}, best of {len(grid)} fixed "
+                          f"({best['method']}) {short(best['val loss'])} ± {short(best['val ±95%'])}; STN ranks {rank} "
                           f"of {len(grid) + 1} (comparable: within {COMPARABLE:.0%})")
 
 
@@ -102,9 +97,9 @@ def check_replay(result) -> claims.Verdict:
     seeds = per_seed(result)
     wins = int((seeds["replayed"] < seeds["best fixed"]).sum())
     return claims.verdict(replay["val loss"] < best["val loss"],
-                          f"MNIST MLP from scratch, final validation loss: STN's schedule {_fmt(replay['val loss'])} ± "
-                          f"{_fmt(replay['val ±95%'])}, best fixed ({best['method']}) {_fmt(best['val loss'])} ± "
-                          f"{_fmt(best['val ±95%'])}; lower than the seed's best fixed in {wins} of {len(seeds)} seeds")
+                          f"MNIST MLP from scratch, final validation loss: STN's schedule {short(replay['val loss'])} ± "
+                          f"{short(replay['val ±95%'])}, best fixed ({best['method']}) {short(best['val loss'])} ± "
+                          f"{short(best['val ±95%'])}; lower than the seed's best fixed in {wins} of {len(seeds)} seeds")
 
 
 def check_schedule_moves(result) -> claims.Verdict:
@@ -121,8 +116,8 @@ def check_schedule_moves(result) -> claims.Verdict:
     sigma = float(runs[0].config["sigma"])
     moved = [bool((span > sigma).any()) for span in spans]
     return claims.verdict(all(moved), "largest move from the start (log weight decay, logit dropout) per seed: "
-                          + "; ".join(f"seed {h.seed}: ({_fmt(a)}, {_fmt(b)})" for h, (a, b) in zip(runs, spans))
-                          + f" (sigma = {_fmt(sigma)})")
+                          + "; ".join(f"seed {h.seed}: ({short(a)}, {short(b)})" for h, (a, b) in zip(runs, spans))
+                          + f" (sigma = {short(sigma)})")
 
 
 def check_cost(result) -> claims.Verdict:
@@ -134,10 +129,10 @@ def check_cost(result) -> claims.Verdict:
     _, grid, stn = parts
     grid_passes = float(grid["passes"].sum())
     return claims.verdict(stn["passes"] < grid_passes,
-                          f"per seed, in passes of the plain network over a batch: STN {_fmt(stn['passes'])} "
+                          f"per seed, in passes of the plain network over a batch: STN {short(stn['passes'])} "
                           f"({int(stn['train steps'])} training + {int(stn['val steps'])} tuning steps of the "
-                          f"two-product response), the grid of {len(grid)} runs {_fmt(grid_passes)}: STN costs "
-                          f"{_fmt(stn['passes'] / (grid_passes / len(grid)))} fixed runs")
+                          f"two-product response), the grid of {len(grid)} runs {short(grid_passes)}: STN costs "
+                          f"{short(stn['passes'] / (grid_passes / len(grid)))} fixed runs")
 
 
 NOTEBOOK = "12_stn_best_response"

@@ -29,6 +29,7 @@ from hpolab.methods.stn import (
 from hpolab.studies.common import StudyResult
 from hpolab.studies.stn_ridge import RidgeRun, ridge_best_response, squared_loss, travel_lr
 from hpolab.validation import check_choice, check_count, check_positive
+from hpolab.tables import mean_interval
 
 
 
@@ -257,18 +258,6 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
                             columns=["step", "weight_decay", "dropout"])
     return recorder.history(setting.method, setting.label, "mnist-mlp", seed, config, ["weight_decay", "dropout"],
                             kind=STNHistory, schedule=schedule)
-
-
-
-
-def mean_interval(values) -> tuple[float, float]:
-    """Mean and half-width of the 95 % t-interval (0 for one value)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), 0.0
-    from scipy import stats
-
-    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def summarize(histories: Sequence[History], ridge: RidgeRun | None = None) -> pd.DataFrame:
