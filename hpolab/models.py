@@ -20,11 +20,22 @@ HOZOG's ``cifar_vgg16``), ``cifar_resnet18`` and the ``cpu`` scale's ``small_cnn
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from hpolab.validation import check_count
+
+
+def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU, flatten: bool = False) -> nn.Module:
+    """Fully connected layers of ``sizes`` (inputs first) with ``activation`` between them, after
+    an ``nn.Flatten`` if ``flatten``; torch's default initialization, drawn in layer order."""
+    layers: list[nn.Module] = [nn.Flatten()] if flatten else []
+    for index, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [activation()] if index else []
+        layers.append(nn.Linear(inputs, outputs))
+    return nn.Sequential(*layers)
 
 
 def lenet(in_channels: int = 1, image_size: int = 28, classes: int = 10) -> nn.Module:
@@ -148,8 +159,7 @@ def cifar_resnet152(classes: int = 10) -> nn.Module:
 
 def mnist_mlp(hidden: int = 1000) -> nn.Module:
     """The paper's MNIST network: two hidden layers of 1000 ReLU units (Baydin et al.'s MLP)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, 10))
+    return mlp((784, hidden, hidden, 10), flatten=True)
 
 
 def small_cnn() -> nn.Module:

@@ -142,3 +142,16 @@ def test_bad_two_layer_cnn_arguments_name_the_parameter():
         two_layer_cnn(width=0)
     with pytest.raises(ValueError, match="hidden must hold two"):
         two_layer_cnn(hidden=(10,))
+
+
+def test_mlp_builds_the_layers_a_hand_written_sequential_would_with_the_same_initial_weights():
+    from torch import nn
+
+    from hpolab.models import mlp
+
+    torch.manual_seed(0)
+    by_hand = nn.Sequential(nn.Flatten(), nn.Linear(12, 7), nn.Tanh(), nn.Linear(7, 5), nn.Tanh(), nn.Linear(5, 3))
+    torch.manual_seed(0)
+    built = mlp((12, 7, 5, 3), activation=nn.Tanh, flatten=True)
+    assert str(built) == str(by_hand)
+    assert all(torch.equal(built.state_dict()[k], v) for k, v in by_hand.state_dict().items())

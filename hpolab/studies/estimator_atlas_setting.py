@@ -20,6 +20,7 @@ from torch import nn
 from hpolab.data import as_tensors, load_mnist
 from hpolab.hypergrad import schedule
 from hpolab.hypergrad.task import classification_task, logistic_regression_task
+from hpolab.models import mlp
 from hpolab.studies.common import StudyResult, check_scale
 from hpolab.studies.estimator_atlas_claims import FAMILIES
 from hpolab.splits import libsvm_split
@@ -105,7 +106,7 @@ def setting(family: str, data: dict, scale: str, horizon: int, W: int, width: in
     sizes = SIZES[scale]
     if family == "mlp":
         width = width or sizes["width"]
-        model = nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.Tanh(), nn.Linear(width, 10))
+        model = mlp((784, width, 10), activation=nn.Tanh, flatten=True)
         task = classification_task(model, data["train"], data["val"], sizes["batch"], name=f"mlp-{width}",
                                    dtype=torch.float64, device=data["train"][0].device)
         return task, schedule(horizon, lr=MLP_LR, momentum=MLP_MOMENTUM, windows={"lr": W})

@@ -22,6 +22,7 @@ from hpolab.data import as_tensors, load_libsvm, load_mnist
 from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.local_sgd import growing, make_schedule, plateau, run_local_sgd
+from hpolab.models import mlp
 from hpolab.studies.common import check_scale
 from hpolab.validation import check_choice, check_count, check_positive
 from hpolab.seeding import global_seed
@@ -80,7 +81,7 @@ def make_model(task: str, features: int, seed: int) -> nn.Module:
     torch's default initialization drawn from ``seed``)."""
     if task == "mnist-mlp":
         with global_seed(seed):
-            return nn.Sequential(nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 10))
+            return mlp((features, HIDDEN, 10))
     model = nn.Linear(features, 1).double()
     nn.init.zeros_(model.weight)
     nn.init.zeros_(model.bias)
