@@ -23,134 +23,38 @@ The paper's setting and ours (docs/studies/04_hozog_dnn_lr.md has the full table
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from hpolab import claims
 from hpolab.devices import resolve_device
 from hpolab.history import History
-from hpolab.hypergrad import box, classification_task, make_estimator, schedule
-from hpolab.models import cifar_resnet152, cifar_vgg16, two_layer_cnn
+from hpolab.hypergrad import box, make_estimator
 from hpolab.problems.tuning import tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.studies.common import StudyResult, check_scale
 from hpolab.validation import check_choice, check_count, check_positive
 from hpolab.studies.hozog import (
-    LABELS, _gamma_slider, _seconds_box, device_replicas, hozog_executor, tuning_method, with_suboptimality,
+    LABELS, device_replicas, hozog_executor, tuning_method, with_suboptimality,
 )
-from hpolab.seeding import global_seed
-
-
-class Network(NamedTuple):
-    """A network of the paper's Figure 2 and its HOZOG settings (Table 2)."""
-
-    epochs: int  # inner epochs = learning rates = hyperparameters
-    q: int
-    mu: float
-    gamma: float
-
-
-PAPER_NETWORKS = {
-    "cnn": Network(100, 1, 1.0, 1.0),  # gamma illegible in Table 2: the value of the two other networks
-    "vgg16": Network(20, 3, 1.0, 1.0),
-    "resnet152": Network(10, 3, 1.0, 1.0),
-}
-
-
-class Scale(NamedTuple):
-    n_train: int
-    n_val: int
-    n_test: int
-    batch: int
-    meta_iterations: int  # HOZOG's; the black-box methods get the wall time they took
-    cnn_width: int  # channels of the CNN's convolutions (64 in the paper's layout)
-    epochs: int | None  # every network's epochs at this scale (None: the paper's, per network)
-    gradient_points: int  # Eq. 3 evaluations along each black-box run, for |grad f|^2
-
-
-SCHEDULE_SCALES = {
-    "smoke": Scale(128, 128, 128, 64, 2, 4, 2, 1),
-    "cpu": Scale(1024, 1000, 1017, 256, 20, 8, 5, 2),
-    "paper": Scale(45_000, 5_000, 10_000, 256, 50, 64, None, 10),
-}
-DEFAULT_NETWORKS = {"smoke": ("cnn",), "cpu": ("cnn",), "paper": ("cnn", "vgg16", "resnet152")}
-SCHEDULE_METHODS = ("hozog", "random-search", "bayesian", "bohb")
-BASELINES = ("random-search", "bayesian", "bohb")
-SCHEDULE_BOX = (0.0, 0.5)  # each epoch's learning rate: not given by the paper (see the docs)
-INITIAL_LR = 0.05  # lambda_0 of HOZOG, every epoch: not given by the paper
-
-
-def network_settings(network: str, scale: str) -> Network:
-    """The network's Table 2 settings at ``scale``: its epochs (the scale's, if it fixes them)
-    and mu scaled to keep the paper's perturbation of each learning rate (mu / sqrt(epochs))."""
-    check_choice("network", network, PAPER_NETWORKS)
-    paper = PAPER_NETWORKS[network]
-    epochs = SCHEDULE_SCALES[check_scale(scale)].epochs or paper.epochs
-    return paper._replace(epochs=epochs, mu=paper.mu * math.sqrt(epochs / paper.epochs))
-
-
-def hozog_settings(network: str, scale: str, q: int | None = None, mu: float | None = None,
-                   gamma: float | None = None) -> Network:
-    """HOZOG's (epochs, q, mu, gamma) for ``network``: the scale's Table 2 values, each replaced by
-    the one given (checked: q >= 1, mu > 0, gamma > 0)."""
-    table = network_settings(network, scale)
-    return Network(table.epochs, table.q if q is None else check_count("q", q, 1),
-                   table.mu if mu is None else check_positive("mu", mu),
-                   table.gamma if gamma is None else check_positive("gamma", gamma))
-
-
-def build_network(network: str, scale: str) -> nn.Module:
-    check_choice("network", network, PAPER_NETWORKS)
-    if network == "cnn":
-        return two_layer_cnn(width=SCHEDULE_SCALES[check_scale(scale)].cnn_width)
-    return cifar_vgg16() if network == "vgg16" else cifar_resnet152()
-
-
-def cifar_split(n_train: int, n_val: int, n_test: int, device="cpu"):
-    """``(train, val, test)``: the first ``n_train + n_val`` CIFAR-10 training images split in
-    two, the first ``n_test`` test images, normalized per channel with the training statistics."""
-    from hpolab.data import as_tensors, full_cifar10_needed, load_cifar10
-
-    train_set, test_set = load_cifar10(True, download=False), load_cifar10(False, download=False)
-    x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
-    if len(y) < n_train + n_val:
-        if getattr(train_set, "partial", False):
-            raise full_cifar10_needed(f"{n_train} training + {n_val} validation images")
-        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} CIFAR-10 training images")
-    x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
-    mean, std = x[:n_train].mean(dim=(0, 2, 3), keepdim=True), x[:n_train].std(dim=(0, 2, 3), keepdim=True)
-    x, x_test = (x - mean) / std, (x_test - mean) / std
-    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:]), (x_test, y_test)
-
-
-def schedule_setting(scale: str, network: str = "cnn", device="cpu", lr: float = INITIAL_LR, split=None):
-    """(task, hyperparameters, test): ``network`` trained by plain SGD with the scale's batch
-    (256, the paper's) for the network's epochs, one learning rate per epoch (a window of one
-    epoch's steps); :class:`~hpolab.hypergrad.task.FlatModel` re-initializes the weights from
-    each training's seed."""
-    sizes = SCHEDULE_SCALES[check_scale(scale)]
-    train, val, test = split or cifar_split(sizes.n_train, sizes.n_val, sizes.n_test, device)
-    with global_seed(0):  # the template's weights; every training draws its own from its seed
-        module = build_network(network, scale)
-    task = classification_task(module, train, val, batch_size=sizes.batch, device=device,
-                               name=network)
-    steps_per_epoch = sizes.n_train // sizes.batch
-    epochs = network_settings(network, scale).epochs
-    hyper = schedule(epochs * steps_per_epoch, lr=lr, windows={"lr": steps_per_epoch}, dtype=torch.float32)
-    return task, hyper, test
-
-
-def batch_hozog_runs(batched: str, device: torch.device) -> bool:
-    """Whether HOZOG's q + 1 trainings run as one ``vmap``: ``auto`` batches on accelerators
-    only. On a CPU, ``vmap`` over convolutions is slower than a loop (study 04 at cpu scale, q = 3:
-    64 s batched against 34 s one by one)."""
-    check_choice("batched", batched, ("auto", "yes", "no"))
-    return device.type != "cpu" if batched == "auto" else batched == "yes"
+from hpolab.studies.hozog_schedules_claims import (  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
+    CLAIMS, NOTEBOOK, SOURCE, check_beats_bohb, check_beats_gp_bo, check_beats_random_search,
+    check_deep_networks_slow_the_baselines, check_less_time_to_best, check_lowest_test_error,
+    check_smaller_gradient_variance,
+)
+from hpolab.studies.hozog_schedules_panel import (  # noqa: F401  (re-exported: the notebook calls schedule_panel here)
+    schedule_panel, schedule_run_one,
+)
+from hpolab.studies.hozog_schedules_setting import (
+    DEFAULT_NETWORKS, INITIAL_LR, PAPER_NETWORKS, SCHEDULE_BOX, SCHEDULE_METHODS, SCHEDULE_SCALES, Network,
+    batch_hozog_runs, cifar_split, hozog_settings, schedule_setting,
+)
+from hpolab.studies.hozog_schedules_setting import (  # noqa: F401  (re-exported: tests and the notebook read them here)
+    BASELINES, Scale, build_network, network_settings,
+)
 
 
 def zeroth_order_norms(history: History, task, hyper, settings: Network, limits, points: int,
@@ -286,200 +190,3 @@ def budgets(result: StudyResult) -> pd.DataFrame:
     return pd.DataFrame([{"network": h.problem, "method": h.label, "steps": len(h.frame) - 1,
                           "training steps": int(h.frame["gradient_evaluations"].iloc[-1]),
                           "seconds": float(h.frame["wall_time"].iloc[-1])} for h in result.histories])
-
-
-# ---------------------------------------------------------------------------------------------
-# The paper's claims (section 3.2), checked on a study result
-
-
-def _by_network(result) -> dict[str, dict[str, History]]:
-    networks: dict[str, dict[str, History]] = {}
-    for h in result.histories:
-        networks.setdefault(h.problem, {})[h.config.get("method", h.label)] = h
-    return networks
-
-
-def _best(history: History) -> float:
-    return float(history.frame["best_objective"].iloc[-1])
-
-
-def _test_error(history: History) -> float:
-    frame = history.frame
-    return float(frame.loc[frame["objective"].idxmin(), "test_error"])
-
-
-def _untimed(result, verdict: claims.Verdict) -> claims.Verdict:
-    """``verdict``, except at smoke scale, where wall times differ between runs (and nbval
-    compares the ledger): a fixed line instead."""
-    if result.parameters.get("scale") == "smoke":
-        return claims.untestable("wall times vary from run to run; not shown at smoke scale")
-    return verdict
-
-
-def _beats(result, baseline: str) -> claims.Verdict:
-    found, parts = [], []
-    for network, runs in _by_network(result).items():
-        if "hozog" in runs and baseline in runs:
-            found.append(_best(runs["hozog"]) < _best(runs[baseline]))
-            parts.append(f"{network}: best val loss HOZOG {_best(runs['hozog']):.3g}, "
-                         f"{LABELS[baseline]} {_best(runs[baseline]):.3g}")
-    if not found:
-        return claims.untestable(f"HOZOG and {LABELS[baseline]} were not both run")
-    return claims.verdict(all(found), "; ".join(parts) + " (same wall time)")
-
-
-def check_beats_random_search(result) -> claims.Verdict:
-    return _beats(result, "random-search")
-
-
-def check_beats_gp_bo(result) -> claims.Verdict:
-    return _beats(result, "bayesian")
-
-
-def check_beats_bohb(result) -> claims.Verdict:
-    return _beats(result, "bohb")
-
-
-def check_lowest_test_error(result) -> claims.Verdict:
-    found, parts = [], []
-    for network, runs in _by_network(result).items():
-        rivals = {name: _test_error(runs[name]) for name in BASELINES if name in runs}
-        if "hozog" in runs and rivals:
-            found.append(_test_error(runs["hozog"]) < min(rivals.values()))
-            parts.append(f"{network}: test error HOZOG {_test_error(runs['hozog']):.3g}, " + ", ".join(
-                f"{LABELS[name]} {value:.3g}" for name, value in rivals.items()))
-    if not found:
-        return claims.untestable("HOZOG and a baseline were not both run")
-    return claims.verdict(all(found), "; ".join(parts) + " (at each method's best validation loss)")
-
-
-def _reached(history: History, target: float) -> float:
-    """Wall time at which the history's running best first fell to ``target`` (NaN if never)."""
-    frame = history.frame
-    hit = frame.loc[frame["best_objective"] <= target, "wall_time"]
-    return float(hit.iloc[0]) if len(hit) else math.nan
-
-
-def check_less_time_to_best(result) -> claims.Verdict:
-    """HOZOG reaches the best value any baseline ends with sooner than that baseline found it."""
-    found, parts = [], []
-    for network, runs in _by_network(result).items():
-        rivals = [name for name in BASELINES if name in runs]
-        if "hozog" in runs and rivals:
-            leader = min(rivals, key=lambda name: _best(runs[name]))
-            target = _best(runs[leader])
-            hozog, theirs = _reached(runs["hozog"], target), _reached(runs[leader], target)
-            found.append(hozog < theirs)
-            parts.append(f"{network}: to reach {LABELS[leader]}'s best {target:.3g}, HOZOG "
-                         + (f"{hozog:.3g} s" if hozog == hozog else "never") + f", {LABELS[leader]} {theirs:.3g} s")
-    if not found:
-        return claims.untestable("HOZOG and a baseline were not both run")
-    return _untimed(result, claims.verdict(all(found), "; ".join(parts)))
-
-
-def _spread(history: History) -> float:
-    """Standard deviation of log10 |grad f|^2 along the run (NaN with fewer than two values)."""
-    values = history.frame.get("hypergradient_norm2", pd.Series(dtype=float)).iloc[1:]
-    values = values[np.isfinite(values) & (values > 0)]
-    return float(np.log10(values).std(ddof=1)) if len(values) >= 2 else math.nan
-
-
-def check_smaller_gradient_variance(result) -> claims.Verdict:
-    found, parts = [], []
-    for network, runs in _by_network(result).items():
-        rivals = {name: _spread(runs[name]) for name in BASELINES if name in runs}
-        if "hozog" in runs and rivals:
-            mine = _spread(runs["hozog"])
-            found.append(all(mine < value for value in rivals.values()))
-            parts.append(f"{network}: std of log10 |grad f|^2 HOZOG {mine:.3g}, " + ", ".join(
-                f"{LABELS[name]} {value:.3g}" for name, value in rivals.items()))
-    if not found:
-        return claims.untestable("HOZOG and a baseline were not both run")
-    return claims.verdict(all(found), "; ".join(parts))
-
-
-def _time_fraction(history: History, tolerance: float) -> float:
-    """Fraction of its wall time a run needed to come within ``tolerance`` of the best value
-    any method found on its network (1 when never)."""
-    frame = history.frame
-    hit = frame.loc[frame["suboptimality"] <= tolerance, "wall_time"]
-    total = float(frame["wall_time"].iloc[-1])
-    return float(hit.iloc[0]) / total if len(hit) and total > 0 else 1.0
-
-
-def check_deep_networks_slow_the_baselines(result, tolerance: float = 0.05) -> claims.Verdict:
-    """On VGG-16 and ResNet-152 the baselines need a larger share of their time to come within
-    ``tolerance`` of the best loss found than on the CNN, while HOZOG needs no larger a share."""
-    runs = _by_network(result)
-    if not {"cnn", "vgg16", "resnet152"} <= set(runs) or any("hozog" not in runs[n] for n in runs):
-        return claims.untestable("needs the CNN, VGG-16 and ResNet-152 each run with HOZOG and baselines "
-                                 f"(run: {', '.join(runs) or 'none'})")
-    share = {network: {name: _time_fraction(h, tolerance) for name, h in methods.items()}
-             for network, methods in runs.items()}
-
-    def baselines(network):
-        return float(np.mean([value for name, value in share[network].items() if name != "hozog"]))
-
-    deep = ("vgg16", "resnet152")
-    holds = all(baselines(n) > baselines("cnn") and share[n]["hozog"] <= share["cnn"]["hozog"] for n in deep)
-    measured = "; ".join(f"{n}: share of the time to within {tolerance:g}: HOZOG {share[n]['hozog']:.3g}, "
-                         f"baselines (mean) {baselines(n):.3g}" for n in ("cnn", *deep))
-    return _untimed(result, claims.verdict(holds, measured))
-
-
-SOURCE = "HOZOG, section 3.2, Figure 2"
-NOTEBOOK = "04_hozog_dnn_lr"
-CLAIMS = [
-    claims.Claim("schedules-hozog-beats-random-search", NOTEBOOK,
-                 "The learning rates computed by HOZOG achieve the fastest descending speed compared to "
-                 "baselines: here, a lower best validation loss than random search (RS) for the same wall time.",
-                 SOURCE, check_beats_random_search),
-    claims.Claim("schedules-hozog-beats-gp-bo", NOTEBOOK,
-                 "... a lower best validation loss than GP-BO for the same wall time.", SOURCE, check_beats_gp_bo),
-    claims.Claim("schedules-hozog-beats-bohb", NOTEBOOK,
-                 "... a lower best validation loss than BOHB for the same wall time.", SOURCE, check_beats_bohb),
-    claims.Claim("schedules-hozog-lowest-test-error", NOTEBOOK,
-                 "The learning rates computed by HOZOG achieve the lowest test error compared to baselines on "
-                 "all tasks.", SOURCE, check_lowest_test_error),
-    claims.Claim("schedules-hozog-less-time-to-best", NOTEBOOK,
-                 "The proposed method requires much less time to attain the best hyperparameters (here: HOZOG "
-                 "reaches the best baseline's final value before that baseline does).", SOURCE,
-                 check_less_time_to_best),
-    claims.Claim("schedules-hozog-smaller-gradient-variance", NOTEBOOK,
-                 "HOZOG tends to have smaller variances in gradients (|grad f|^2 from Eq. 3 along each run; "
-                 "RS, BO and BOHB are unstable).", SOURCE, check_smaller_gradient_variance, scales=("paper",)),
-    claims.Claim("schedules-deep-networks-slow-the-baselines", NOTEBOOK,
-                 "For VGG-16 and ResNet-152 it takes baselines longer to find acceptable results, while HOZOG "
-                 "still converges fast.", SOURCE, check_deep_networks_slow_the_baselines, scales=("paper",)),
-]
-
-
-# ---------------------------------------------------------------------------------------------
-# The panel
-
-
-def schedule_run_one(method: str = "hozog", q: int = 1, mu: float = 0.224, gamma: float = 1.0,
-                     seconds: float = 60.0, scale: str = "cpu", device: str = "cpu", callback=None,
-                     should_stop=None) -> History:
-    """One method on study 04's CNN schedule for ``seconds`` (what the panel runs)."""
-    torch_device = resolve_device(device)
-    task, hyper, test = schedule_setting(scale, "cnn", torch_device)
-    built = tuning_method(method, task, hyper, box(hyper, {"lr": SCHEDULE_BOX}), q, mu, gamma, directions="sphere",
-                          batched=batch_hozog_runs("auto", torch_device))
-    return run(built, tuning_problem(task, hyper, test=test), None, seed=0, max_seconds=seconds,
-               callback=callback, should_stop=should_stop)
-
-
-def schedule_panel(values: dict | None = None, **overrides):
-    """Study 04's widget panel, from the notebook's parameters (``globals()``) and ``overrides``:
-    method, q, mu, scale, device, gamma, seconds."""
-    from hpolab.widgets import panel_for
-
-    values = {**(values or {}), **overrides}
-    settings = network_settings("cnn", values.get("scale", "cpu") if values.get("scale") in SCHEDULE_SCALES else "cpu")
-    values = {**values, "q": values.get("q") or settings.q, "mu": values.get("mu") or settings.mu}
-    extra = {"gamma": _gamma_slider(values.get("gamma") or settings.gamma, -3, 2),
-             "seconds": _seconds_box(values.get("seconds") or 60.0)}
-    uses = {"hozog": {"q", "mu", "gamma"}, "random-search": set(), "bayesian": set(), "bohb": set()}
-    return panel_for(schedule_run_one, {LABELS[m]: m for m in SCHEDULE_METHODS}, uses, values, extra,
-                     x="wall_time", y="objective", total=lambda s: s["seconds"])
