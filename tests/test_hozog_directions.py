@@ -13,7 +13,7 @@ import torch
 from hpolab import run
 from hpolab.hypergrad import InnerTask, box, gradient_descent, schedule, train, zeroth_order
 from hpolab.hypergrad.task import shuffled_batches
-from hpolab.methods.hypergradient_descent import hypergradient_descent
+from hpolab.methods.hypergradient_tuning import hypergradient_tuning
 from hpolab.problems.tuning import tuning_problem
 from hpolab.studies.hozog import tuning_method
 
@@ -73,7 +73,8 @@ def test_frozen_directions_cannot_reach_it():
     def frozen(task, hyper, seed):
         return estimate(task, hyper, seed, generator=torch.Generator().manual_seed(7919))
 
-    method = hypergradient_descent(task, hyper, frozen, gradient_descent(0.04), seed=0)
+    method = hypergradient_tuning(task, hyper, estimator=frozen,
+                                   outer=gradient_descent(0.04), seed=0)
     history = run(method, tuning_problem(task, hyper), iterations=4 * 800, seed=0)
     final = torch.tensor(history.frame[[f"shift[{i}]" for i in range(P)]].iloc[-1].to_numpy())
     assert float((final - center).norm()) > 5.0

@@ -14,7 +14,7 @@ from hpolab.methods.accelerated_joint_descent import accelerated_joint_descent, 
 from hpolab.methods.alternating import alternating_bayesian, alternating_zeroth_order
 from hpolab.methods.hoag import hoag
 from hpolab.methods.blackbox import BLACKBOX_METHODS
-from hpolab.methods.hypergradient_descent import hypergradient_descent, hypergradient_tuning
+from hpolab.methods.hypergradient_tuning import hypergradient_tuning
 from hpolab.methods.joint_descent import gradientless_step, joint_descent
 from hpolab.methods.online_hypergradient import learning_rate_problem, online_hypergradient
 from hpolab.validation import check_choice
@@ -60,7 +60,6 @@ __all__ = [
     "alternating_zeroth_order",
     "gradientless_step",
     "hoag",
-    "hypergradient_descent",
     "learning_rate_problem",
     "online_hypergradient",
     "unbiased_joint_gradient",

@@ -16,7 +16,7 @@ Outer iteration k (Algorithm 1 of the paper, the rules of its code, github.com/f
 Loose tolerances make the first iterations cheap and the warm starts keep later ones short:
 the fast start the HOZOG paper credits HOAG with (section 3.1). Costs are charged as the
 estimators' are: one gradient evaluation per L-BFGS evaluation, one Hessian-vector product
-per CG iteration. Like :func:`~hpolab.methods.hypergradient_descent.hypergradient_descent`,
+per CG iteration. Like :func:`~hpolab.methods.hypergradient_tuning.hypergradient_tuning`,
 the state's ``x`` is the last inner solution and ``y`` the hyperparameters after the step.
 """
 

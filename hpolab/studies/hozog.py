@@ -27,7 +27,7 @@ from hpolab.hypergrad import gradient_descent, make_estimator
 from hpolab.hypergrad.unrolled_forward import unrolled_forward
 from hpolab.methods.blackbox import make_blackbox
 from hpolab.methods.hoag import hoag
-from hpolab.methods.hypergradient_descent import hypergradient_descent
+from hpolab.methods.hypergradient_tuning import hypergradient_tuning
 from hpolab.validation import check_choice
 
 METHODS = ("hozog", "forward", "reverse", "implicit", "random-search", "bayesian", "bohb")
@@ -86,8 +86,8 @@ def tuning_method(name: str, task, hyper, limits, q: int = 1, mu: float = 0.01, 
             estimator = unrolled_forward()
         else:
             estimator = make_estimator(GRADIENT_METHODS[name])
-        return hypergradient_descent(task, hyper, estimator, gradient_descent(gamma, limits), seed=None,
-                                     label=LABELS[name])
+        return hypergradient_tuning(task, hyper, estimator=estimator, outer=gradient_descent(gamma, limits),
+                                    seed=None, label=LABELS[name])
     return make_blackbox(name, task, hyper, limits, seed=None, label=LABELS[name])
 
 

@@ -31,11 +31,23 @@ class TuningState(NamedTuple):
     extras: dict = {}  # recorded in the history: the hypergradient's squared norm
 
 
-def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Estimator, outer: OuterUpdate,
-                          seed: int | None = None, label: str = "hypergradient descent") -> Method:
-    """Tune ``hyper.learn`` for ``task`` with ``estimator`` and ``outer``.
+def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters,
+                         limits: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+                         estimator: str | Estimator = "forward", outer: OuterUpdate | None = None, lr: float = 0.05,
+                         seed: int | None = None, label: str = "hypergradient tuning",
+                         **estimator_settings) -> Method:
+    """Tune ``hyper.learn`` for ``task``: each step trains through ``estimator`` and lets
+    ``outer`` move the hyperparameters (``TUNERS["hypergradient"]``).
+
+    Not to be confused with Baydin et al.'s hypergradient descent (HD), an optimizer that
+    adapts its learning rate online within one training (:mod:`hpolab.optim`).
 
     Args:
+      limits: per-entry ``(low, high)`` box (:func:`hpolab.hypergrad.box`) for the default outer update.
+      estimator: an estimator, or its name in :data:`hpolab.hypergrad.ESTIMATORS` (built with
+        ``estimator_settings``).
+      outer: the outer update (e.g. FDS's :func:`hpolab.hypergrad.sign_descent`); default: plain
+        steps of ``lr`` against the hypergradient, projected onto ``limits``.
       seed: the inner runs' seed (initialization and data order); None draws a new one per
         step from the run's generator, as FDS re-initializes every outer step (and HOZOG's
         section 3.2: the inner initialization is randomized at every meta-iteration).
@@ -43,6 +55,11 @@ def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Es
     An estimator that takes a ``generator`` (the zeroth-order one, for its directions) is
     given the run's: its draws advance every step, and a seeded run repeats bit for bit.
     """
+    if isinstance(estimator, str):
+        estimator = make_estimator(estimator, **estimator_settings)
+    elif estimator_settings:
+        raise ValueError(f"estimator settings {sorted(estimator_settings)} need an estimator given by name")
+    outer = gradient_descent(lr, limits) if outer is None else outer
     extra = takes_generator(estimator)
 
     def init(x0, y0, oracle, generator):
@@ -64,14 +81,4 @@ def hypergradient_descent(task: InnerTask, hyper: Hyperparameters, estimator: Es
         extras = {"hypergradient_norm2": float((result.grad**2).sum())}
         return TuningState(theta, stepped.h, stepped, result, "hypergradient", extras=extras)
 
-    return Method("hypergradient-descent", init, update, {"outer": outer.name}, label)
-
-
-def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, torch.Tensor] | None,
-                         estimator: str = "forward", lr: float = 0.05, seed: int | None = None,
-                         label: str = "hypergradient descent", **estimator_settings) -> Method:
-    """The registry's form of :func:`hypergradient_descent` (``TUNERS["hypergradient"]``): the
-    estimator by name (:func:`hpolab.hypergrad.make_estimator`, with ``estimator_settings``) and
-    plain steps of ``lr`` against the hypergradient, projected onto ``limits``."""
-    return hypergradient_descent(task, hyper, make_estimator(estimator, **estimator_settings),
-                                 gradient_descent(lr, limits), seed=seed, label=label)
+    return Method("hypergradient-tuning", init, update, {"outer": outer.name}, label)
