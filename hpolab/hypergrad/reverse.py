@@ -19,7 +19,7 @@ def reverse_hypergradient(task, hyper, seed) -> Hypergradient:
     theta = task.init(seed)
     with Meter(theta.device) as meter:
         h = hyper.pack().to(theta).requires_grad_()
-        step = step_function(task, hyper, theta.dtype)
+        step = step_function(task, hyper, theta.dtype, transformable=False, differentiable=True)
         velocity = torch.zeros_like(theta)
         batches = task.batches(seed, hyper.horizon)
         watch = Watch()

@@ -27,17 +27,21 @@ from hpolab.hypergrad.task import InnerTask
 
 
 
-def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, transformable: bool = True) -> Callable:
+def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, transformable: bool = True,
+                  differentiable: bool = False) -> Callable:
     """``sgd_step(theta, velocity, h, t, batch)`` for these hyperparameters.
 
     h holds the learned values (packed as by ``hyper.pack``); the others are constants.
     The step is the training gradient, clamped if the task says so (``task.grad_clip``),
     followed by :func:`update_function`'s update (SGD or Adam). ``transformable=False`` takes
     the gradient by plain autograd (:func:`autograd_gradient`): the same numbers, bit for bit,
-    at half the overhead per step, for a step no transform (vmap, jvp, grad) wraps.
+    at half the overhead per step, for a step no transform (vmap, jvp, grad) wraps; with
+    ``differentiable=True`` as well, the gradient keeps its graph (``create_graph``), so that
+    autograd can differentiate the whole unrolled run afterwards (reverse mode).
     """
     constants = _constants(task, hyper, dtype)
-    gradient = grad_and_value(task.train_loss) if transformable else autograd_gradient(task.train_loss)
+    gradient = (grad_and_value(task.train_loss) if transformable
+                else autograd_gradient(task.train_loss, create_graph=differentiable))
     update = update_function(task, hyper, dtype)
 
     def sgd_step(theta, velocity, h, t, batch):
@@ -50,18 +54,20 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, t
     return sgd_step
 
 
-def autograd_gradient(loss: Callable) -> Callable:
+def autograd_gradient(loss: Callable, create_graph: bool = False) -> Callable:
     """``(theta, *args) -> (grad, loss)`` of ``loss`` with respect to theta by plain autograd:
     what ``torch.func.grad_and_value`` computes, without its per-call transform set-up (about
     1 ms a step on a small model, measured by benchmarks/hypergrad.py against a plain loop).
-    Not usable inside a torch.func transform, and not differentiable with respect to *args."""
+    Not usable inside a torch.func transform. Without ``create_graph`` it is not differentiable
+    (theta is detached); with it, the gradient and the loss keep their graphs to theta and
+    *args, as reverse mode needs."""
 
     def gradient(theta, *args):
         with torch.enable_grad():
-            leaf = theta.detach().requires_grad_()
+            leaf = theta if create_graph and theta.requires_grad else theta.detach().requires_grad_()
             value = loss(leaf, *args)
-            (grad,) = torch.autograd.grad(value, leaf)
-        return grad, value.detach()
+            (grad,) = torch.autograd.grad(value, leaf, create_graph=create_graph)
+        return grad, value if create_graph else value.detach()
 
     return gradient
 
