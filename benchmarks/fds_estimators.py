@@ -1,6 +1,6 @@
 """Forward mode against reverse mode on the FDS studies' own models (CPU, float32).
 
-Run by hand from the repository root (about 2 minutes on 2 cores; needs MNIST and the
+Run by hand from the repository root (about 5 minutes on 2 cores; needs MNIST and the
 CIFAR-10 subset in data/)::
 
     .venv/bin/python benchmarks/fds_estimators.py
@@ -21,7 +21,9 @@ reverse mode's does not; the numbers quoted in ``hpolab.studies.fds.exact_estima
 
 For each it prints the wall time of one hypergradient by each mode (best of two, after a
 warm-up call), their ratio, the peak memory above the call's start (``Cost.peak_memory``)
-and the largest relative difference between the two hypergradients.
+and the largest relative difference between the two hypergradients; then, on LeNet, the
+ratio as the number of learned values N grows (:func:`crossover`): where forward mode stops
+being the cheaper one on this machine.
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ def compare(name: str, task, hyper) -> None:
           f"forward / reverse = {forward_time / reverse_time:.2f}x; largest relative difference {difference:.1e}")
 
 
+def crossover(task, horizon: int = 40, counts=(1, 2, 3, 5, 9)) -> None:
+    """Forward / reverse time as the number N of learned values grows (N learning rates over
+    equal windows, LeNet, T = ``horizon``): forward mode pays one Hessian-vector product per
+    learned value and step, reverse mode one backward pass through the run whatever N is, so
+    the ratio grows with N; where it crosses 1 is where forward mode stops being the cheaper one."""
+    print(f"crossover, LeNet, T = {horizon}: forward / reverse against N (learning rates only)")
+    for n in counts:
+        hyper = schedule(horizon, lr=0.02, momentum=0.9, weight_decay=1e-4, windows={"lr": -(-horizon // n)},
+                         learn=("lr",), dtype=torch.float32)
+        forward_time, _ = timed(forward_mode(), task, hyper, repeats=1)
+        reverse_time, _ = timed(reverse_mode(), task, hyper, repeats=1)
+        print(f"  N = {n}: forward {forward_time:.2f} s, reverse {reverse_time:.2f} s: {forward_time / reverse_time:.2f}x")
+
+
 def main() -> None:
     torch.manual_seed(0)
     split, _ = image_data("mnist", 6400, 500, 0, "cpu")
@@ -60,6 +76,7 @@ def main() -> None:
     compare("LeNet, T = 140, N = 9", task,
             schedule(140, lr=0.02, momentum=0.9, weight_decay=1e-4, windows={"lr": 20},
                      learn=("lr", "momentum", "weight_decay"), dtype=torch.float32))
+    crossover(task)
     split, _ = image_data("cifar10", 4000, 1000, 0, "cpu")
     task = image_task(split, "wrn-10-1", 64)
     compare("WRN-10-1, T = 10, N = 7", task,

@@ -8,18 +8,12 @@ from hpolab.hypergrad import box, implicit, schedule
 from hpolab.hypergrad.task import logistic_regression_task
 from hpolab.methods.hoag import EXACT_EPSILON, hoag, next_tolerance
 from hpolab.problems.tuning import tuning_problem
+from tasks import noisy_linear_labels
 
 
 def setting(lambda0=-5.0):
     """Eq. 5 on 200 / 200 noisy linearly generated points in 20 dimensions: f has an interior minimum."""
-    generator = torch.Generator().manual_seed(0)
-    w = torch.randn(20, generator=generator, dtype=torch.float64)
-
-    def points():
-        x = torch.randn(200, 20, generator=generator, dtype=torch.float64)
-        return x, (x @ w + 2 * torch.randn(200, generator=generator, dtype=torch.float64) > 0).long()
-
-    task = logistic_regression_task(points(), points())
+    task = logistic_regression_task(*noisy_linear_labels(200))
     hyper = schedule(1, learn=("log_l2",), log_l2=lambda0)
     return task, hyper, box(hyper, {"log_l2": (-10.0, 10.0)})
 

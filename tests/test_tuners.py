@@ -5,13 +5,13 @@ lower validation loss than training at the start's does."""
 
 import pandas as pd
 import pytest
-import torch
 
 from hpolab import run
 from hpolab.hypergrad import box, schedule, train
 from hpolab.hypergrad.task import logistic_regression_task
 from hpolab.methods import TUNERS, make_tuner
 from hpolab.problems.tuning import tuning_problem
+from tasks import noisy_linear_labels
 
 # (name, settings, budget in evaluations): a budget of a few trainings or outer steps each
 TABLE = [
@@ -27,14 +27,7 @@ TABLE = [
 def setting():
     """L2-regularized logistic regression (log lambda learned from -2) on noisy points in
     20 dimensions, trained by 40 gradient steps of 0.01: the validation loss has an interior minimum."""
-    generator = torch.Generator().manual_seed(0)
-    w = torch.randn(20, generator=generator, dtype=torch.float64)
-
-    def points():
-        x = torch.randn(100, 20, generator=generator, dtype=torch.float64)
-        return x, (x @ w + 2 * torch.randn(100, generator=generator, dtype=torch.float64) > 0).long()
-
-    task = logistic_regression_task(points(), points())
+    task = logistic_regression_task(*noisy_linear_labels(100))
     hyper = schedule(40, lr=0.01, learn=("log_l2",), log_l2=-2.0)
     return task, hyper, box(hyper, {"log_l2": (-6.0, 3.0)})
 
