@@ -16,8 +16,7 @@ the choice costs on a CPU, for the settings the studies use:
   (N = 7, study 10).
 
 Forward mode's cost grows with N (one Hessian-vector product per learned value and step),
-reverse mode's does not; the numbers quoted in ``hpolab.studies.fds.exact_estimator``
-(1.7x and 2.0x) were measured at N = 5 and N = 4, before the studies took the paper's N.
+reverse mode's does not; ``hpolab.studies.fds.exact_estimator`` quotes this script's numbers.
 
 For each it prints the wall time of one hypergradient by each mode (best of two, after a
 warm-up call), their ratio, the peak memory above the call's start (``Cost.peak_memory``)

@@ -138,10 +138,9 @@ def exact_estimator(name: str, device: torch.device) -> tuple[Estimator, str]:
     """The non-greedy estimator: ``forward`` (FDS's forward mode, memory O(D N) whatever T) or
     ``reverse`` (backpropagation through the run, memory O(T)). Both give the same exact
     hypergradient (tests/test_hypergrad.py). ``auto`` takes forward mode on accelerators and
-    reverse mode on a CPU, where at these short horizons it was 1.7x (LeNet, N = 5) and 2.0x
-    (WRN-10-1, N = 4) faster here (benchmarks/fds_estimators.py); forward mode's cost grows
-    with the N learned values, reverse mode's does not, so the studies' larger N (7 to 10,
-    200 for study 09's W = 1) favour reverse mode on a CPU further."""
+    reverse mode on a CPU, where it was 3.4x (LeNet, T = 140, N = 9) and 2.4x (WRN-10-1, T = 10,
+    N = 7) faster here, and 1.2x faster even at N = 1 (benchmarks/fds_estimators.py): forward
+    mode's cost grows with the N learned values, reverse mode's does not."""
     check_choice("estimator", name, ESTIMATOR_CHOICES)
     if name == "auto":
         name = "reverse" if device.type == "cpu" else "forward"
