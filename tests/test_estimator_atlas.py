@@ -203,3 +203,18 @@ def test_panel_runs_one_measurement_and_says_its_error_and_time():
     rows = []
     history = atlas.run_one("zeroth-order", q=3, W=10, family="logreg", scale="smoke", callback=rows.append)
     assert len(rows) == 3 and "relative error" in history.label and history.config["q"] == 3
+
+
+def test_zeroth_order_repeats_draw_other_directions_at_every_point(mlp):
+    """The claims take a median over points of the zeroth-order error: each point's directions
+    must be independent draws (one shared set made the q sweep's slope five draws' worth), and a
+    point's own draws repeat."""
+    task, hyper = mlp
+    reference = atlas.make_estimator("reverse")(task, hyper, 0)
+
+    def error(point):
+        return atlas.measure(task, hyper, "zeroth-order q=1", "zeroth-order", {"q": 1}, reference.grad, 0, 1e-3, 2,
+                             reference, point=point)["error"]
+
+    assert error(0) == error(0)
+    assert len({error(0), error(1), error(2)}) == 3

@@ -97,7 +97,7 @@ def run_study(scale: str = "cpu", families: Sequence[str] = FAMILIES, estimators
     rows, skipped = [], {}
     with progress_bar(total=len(plan) * len(built), desc="measurements", disable=not progress) as bar:
         data = {}
-        for family, axis, T, K, width in plan:
+        for number, (family, axis, T, K, width) in enumerate(plan):
             if family not in data:  # the first run of a process also pays for warming up: not measured
                 data[family] = family_data(family, scale, torch_device)
                 make_estimator("reverse")(*setting(family, data[family], scale, T, check_windows(T, K), width), seed)
@@ -113,7 +113,7 @@ def run_study(scale: str = "cpu", families: Sequence[str] = FAMILIES, estimators
                     skipped[(family, label, reason)] = skipped.get((family, label, reason), 0) + 1
                 else:
                     rows.append({**point, **measure(task, hyper, label, name, settings, exact, seed, mu, repeats,
-                                                    reference)})
+                                                    reference, point=number)})
                 bar.update()
     measurements = pd.DataFrame(rows)
     skipped_table = pd.DataFrame([{"family": f, "estimator": e, "points skipped": n, "why": why}
