@@ -5,6 +5,7 @@ tools/refresh_references.py) and compares the cells tagged ``nbval-check-output`
 """
 
 import ast
+import inspect
 import os
 import subprocess
 import sys
@@ -76,6 +77,27 @@ def test_hpolab_run_at_smoke_writes_notebook_tables_and_offline_report(tmp_path)
     assert '<script src="http' not in html
     executed = nbformat.read(written["notebook"], as_version=4)
     assert not [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_leaves_saving_its_results_to_the_study(source):
+    cells = code_cells(nbformat.read(source, as_version=4))
+    assert not [c for c in cells if ".save(results_dir)" in c]
+    assert [c for c in cells if "results_dir=results_dir" in c and ("run_study(" in c or "run_sensitivity(" in c)]
+
+
+def test_run_study_with_results_dir_writes_the_files_and_prints_their_paths(tmp_path, capsys):
+    """hpolab.studies.common.saves_results: what the notebooks did themselves before."""
+    from hpolab.studies import jd_sphere
+
+    folder = tmp_path / "results"
+    result = jd_sphere.run_study("smoke", functions=["sphere"], methods=["jd"], p_values=[0.5], iterations=20,
+                                 seeds=1, progress=False, results_dir=folder)
+    files = {"summary": "summary.csv", "histories": "histories.csv.gz", "parameters": "parameters.json"}
+    assert capsys.readouterr().out.splitlines() == [f"{kind}: {folder / name}" for kind, name in files.items()]
+    assert all((folder / name).is_file() for name in files.values())
+    assert (folder / "summary.csv").read_text() == result.summary.to_csv(index=False)
+    assert "results_dir" in inspect.signature(jd_sphere.run_study).parameters
 
 
 def cli(*args):

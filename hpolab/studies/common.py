@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,30 @@ SCALES = ("smoke", "cpu", "paper")
 
 def check_scale(scale: str) -> str:
     return check_choice("scale", scale, SCALES)
+
+
+def saves_results(run):
+    """Give a study's entry point (``run_study``, ``run_sensitivity``) the keyword ``results_dir``.
+
+    ``results_dir: str | Path | None = None``: a folder for the result's files. When given (not
+    ``None`` or ``""``, which save nothing), the study runs, then ``result.save(results_dir)``
+    writes its files (``StudyResult.save`` or the result class's own ``save``) and one line
+    ``kind: path`` is printed per file written; the result is returned either way.
+    """
+
+    @functools.wraps(run)
+    def wrapper(*args, results_dir: str | Path | None = None, **kwargs):
+        result = run(*args, **kwargs)
+        if results_dir:
+            for kind, path in result.save(results_dir).items():
+                print(f"{kind}: {path}")
+        return result
+
+    signature = inspect.signature(run)
+    keyword = inspect.Parameter("results_dir", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                annotation="str | Path | None")
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), keyword])
+    return wrapper
 
 
 @dataclass

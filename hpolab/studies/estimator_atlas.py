@@ -31,7 +31,7 @@ from hpolab.history import History
 from hpolab.hypergrad import make_estimator
 from hpolab.progress import progress_bar
 from hpolab.recorder import running_best
-from hpolab.studies.common import check_scale
+from hpolab.studies.common import check_scale, saves_results
 from hpolab.studies.estimator_atlas_claims import (  # noqa: F401
     CLAIMS,
     EXACT,
@@ -57,6 +57,7 @@ from hpolab.studies.estimator_atlas_tables import (  # noqa: F401  (re-exported:
 from hpolab.validation import check_choice, check_count, check_positive
 
 
+@saves_results
 def run_study(scale: str = "cpu", families: Sequence[str] = FAMILIES, estimators: Sequence[str] = ESTIMATORS,
               greedy_horizons: Sequence[int] = (1, 10), q_values: Sequence[int] = (1, 5, 20), mu: float = 1e-3,
               horizons: Sequence[int] | None = None, k_values: Sequence[int] | None = None,

@@ -33,7 +33,7 @@ from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.hypergrad import box, per_entry, schedule, sign_descent
 from hpolab.progress import progress_bar
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.fds import (
     GRAD_CLIP,
     HD_HYPERGRAD_LRS,
@@ -129,6 +129,7 @@ def run_hd(task, test, horizon, seeds: list[int], cache: StudyCache) -> tuple[Hi
     return chosen, accuracies, grid
 
 
+@saves_results
 def run_study(scale: str = "cpu", outer_steps: int | None = None, model: str | None = None,
                     estimator: str = "auto", device: str = "cpu", cache: bool = True,
                     progress: bool = True, grad_clip: float | None = GRAD_CLIP) -> CifarResult:

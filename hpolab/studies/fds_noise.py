@@ -33,7 +33,7 @@ from hpolab.cache import StudyCache
 from hpolab.devices import resolve_device
 from hpolab.hypergrad import greedy, reverse_mode, schedule
 from hpolab.progress import progress_bar
-from hpolab.studies.common import check_scale
+from hpolab.studies.common import check_scale, saves_results
 from hpolab.studies.fds import GRAD_CLIP_FIGURE2, image_data, image_task
 from hpolab.studies.fds_claims import NOISE_CLAIMS as CLAIMS
 from hpolab.studies.fds_claims import greedy_error as _greedy_error
@@ -148,6 +148,7 @@ def setting(scale: str, dataset: str, lr: float, momentum: float, device, shape:
     return task, hyper, note
 
 
+@saves_results
 def run_study(scale: str = "cpu", dataset: str = "mnist", lr: float = 0.01, momentum: float = 0.9,
                     seeds: int | None = None, windows: list[int] | None = None, device: str = "cpu",
                     cache: bool = True, progress: bool = True, shape: str = "cosine",

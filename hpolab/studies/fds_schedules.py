@@ -37,7 +37,7 @@ from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.hypergrad import box, schedule, sign_descent, train
 from hpolab.progress import progress_bar
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.fds import (GRAD_CLIP, exact_estimator, image_data, image_task, learn, outer_estimator,
                                 start_check, test_accuracy)
 from hpolab.studies.fds_claims import SCHEDULE_CLAIMS as CLAIMS
@@ -140,6 +140,7 @@ def cosine_table(result: ScheduleResult) -> pd.DataFrame:
                          for peak, loss in peaks.items()])
 
 
+@saves_results
 def run_study(scale: str = "cpu", dataset: str = "mnist", methods=METHODS, W: int | None = None,
                        gamma: float = GAMMA, outer_steps: int | None = None, estimator: str = "auto",
                        device: str = "cpu", cache: bool = True, progress: bool = True,

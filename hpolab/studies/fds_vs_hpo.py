@@ -49,8 +49,7 @@ from hpolab.methods.blackbox import DEFAULT_LABELS, make_blackbox
 from hpolab.problems.tuning import classification_metrics, tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
-from hpolab.studies.common import check_scale
-from hpolab.studies.common import StudyResult
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.fds import (GRAD_CLIP, HD_HYPERGRAD_LRS, best_hd_run, exact_estimator, hd_training, image_data,
                                 image_task, learn, start_check)
 from hpolab.studies.fds_claims import CONVERGED_FRAC, ZERO_REGRET
@@ -227,6 +226,7 @@ def with_regret_columns(history: History) -> History:
     return history
 
 
+@saves_results
 def run_study(scale: str = "cpu", methods=METHODS, seconds: float | None = None, seeds: int | None = None,
                   estimator: str = "auto", device: str = "cpu", cache: bool = True,
                   progress: bool = True, grad_clip: float | None = GRAD_CLIP) -> HpoResult:

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from hpolab.data import cifar10_copy
 from hpolab.devices import resolve_device
 from hpolab.history import History
-from hpolab.studies.common import StudyResult
+from hpolab.studies.common import StudyResult, saves_results
 from hpolab.studies.hd_vs_decay_claims import CLAIMS  # noqa: F401  (the ledger reads a study's CLAIMS here)
 from hpolab.studies.hd_vs_decay_panel import panel, run_one  # noqa: F401  (re-exported: the notebooks call panel here)
 from hpolab.studies.hd_vs_decay_scores import TunedResult, chosen_settings, compare, sensitivity, tuning_table
@@ -70,6 +70,7 @@ def _cifar10_copy(tasks: Sequence[str]) -> str | None:
     return cifar10_copy() if any(task.startswith("cifar") for task in tasks) else None
 
 
+@saves_results
 def run_study(scale: str = "cpu", tasks: Sequence[str] | None = None, optimizers: Sequence[str] = OPTIMIZERS,
               schedules: Sequence[str] = ("hd", "decay"), grids: Grid | None = None, epochs: int | None = None,
               tuning_seeds: int | None = None, seeds: int | None = None, batch_size: int = BATCH_SIZE,
@@ -109,6 +110,7 @@ def run_study(scale: str = "cpu", tasks: Sequence[str] | None = None, optimizers
     return TunedResult(list(trainer.runs.values()), compare(final, compared), parameters, tuning=tuning)
 
 
+@saves_results
 def run_sensitivity(scale: str = "cpu", tasks: Sequence[str] | None = None, optimizers: Sequence[str] = OPTIMIZERS,
                     grids: Grid | None = None, epochs: int | None = None, seeds: int | None = None,
                     batch_size: int = BATCH_SIZE, device: str = "cpu", cache: bool = True,

@@ -35,7 +35,7 @@ from hpolab.hypergrad import box
 from hpolab.problems.tuning import tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.validation import check_count, check_positive
 from hpolab.studies.hozog import (
     LABELS, _gamma_slider, _seconds_box, device_replicas, hozog_executor, tuning_method, with_suboptimality,
@@ -114,6 +114,7 @@ def pick_gamma(method: str, task, hyper, problem, steps: int, q: int = CLEANING_
     return chosen["gamma"], rows
 
 
+@saves_results
 def run_study(scale: str = "cpu", methods: Sequence[str] = CLEANING_METHODS, q: int = CLEANING_Q,
                        mu: float = CLEANING_MU, gamma: float | None = None, seconds: float | None = None,
                        device: str = "cpu", address: str = "", progress: bool = True,

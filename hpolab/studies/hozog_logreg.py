@@ -30,7 +30,7 @@ from hpolab.problems.tuning import tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.splits import libsvm_split
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.hozog import LABELS, device_replicas, hozog_executor, tuning_method
 from hpolab.studies.hozog_logreg_claims import (  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
     CLAIMS, SMOKE_TIMES, SOURCE, TOLERANCE, check_blackbox_gradient_norm_not_decreasing, check_cheaper_hypergradient,
@@ -66,6 +66,7 @@ class LogregResult(StudyResult):
         return paths
 
 
+@saves_results
 def run_study(scale: str = "cpu", datasets: Sequence[str] = ("a9a", "w8a", "news20"),
                      methods: Sequence[str] = LOGREG_METHODS, q: int = 1, mu: float = 0.01,
                      gamma: float | None = None, lambda0: float = LAMBDA0, adam_step: float | None = None,

@@ -35,7 +35,7 @@ from hpolab.hypergrad import box, make_estimator
 from hpolab.problems.tuning import tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.validation import check_choice, check_count, check_positive
 from hpolab.studies.hozog import (
     LABELS, device_replicas, hozog_executor, tuning_method, with_suboptimality,
@@ -76,6 +76,7 @@ def zeroth_order_norms(history: History, task, hyper, settings: Network, limits,
             frame.loc[row, "hypergradient_norm2"] = float((found.grad**2).sum())
 
 
+@saves_results
 def run_study(scale: str = "cpu", networks: Sequence[str] | None = None,
                        methods: Sequence[str] = SCHEDULE_METHODS, q: int | None = None, mu: float | None = None,
                        gamma: float | None = None, meta_iterations: int | None = None, seconds: float | None = None,

@@ -66,7 +66,7 @@ from hpolab.history import History
 from hpolab.methods import joint_descent
 from hpolab.progress import progress_bar
 from hpolab.runner import run
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.jd_mnist_claims import (  # noqa: F401  (re-exported: the ledger reads jd_mnist.CLAIMS)
     CLAIMS,
     check_accuracy,
@@ -116,6 +116,7 @@ from hpolab.studies.jd_mnist_summaries import (  # noqa: F401  (re-exported: tes
 from hpolab.validation import check_choice, check_count, check_open_unit
 
 
+@saves_results
 def run_study(
     scale: str = "cpu",
     p_values: Sequence[float] = (0.3, 0.5, 0.7),

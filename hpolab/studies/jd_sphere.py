@@ -38,7 +38,7 @@ from hpolab.methods import USES_P
 from hpolab.problems import make_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.jd_sphere_claims import (  # noqa: F401  (re-exported: the ledger reads jd_sphere.CLAIMS)
     CLAIMS,
     check_ajd_beats_jd,
@@ -75,6 +75,7 @@ from hpolab.studies.jd_sphere_settings import (  # noqa: F401  (re-exported: the
 from hpolab.validation import check_count
 
 
+@saves_results
 def run_study(
     scale: str = "cpu",
     functions: Sequence[str] = ALL_FUNCTIONS,

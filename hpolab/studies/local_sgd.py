@@ -43,7 +43,7 @@ import pandas as pd
 
 from hpolab.devices import resolve_device
 from hpolab.progress import progress_bar
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.local_sgd_claims import final_value, measured, summarize
 from hpolab.studies.local_sgd_claims import CLAIMS, NOTEBOOK  # noqa: F401  (the claims every run checks)
 from hpolab.studies.local_sgd_claims import at_equal_rounds, target_table, targets  # noqa: F401  (the notebook's tables)
@@ -110,6 +110,7 @@ class LocalSGDResult(StudyResult):
         return paths
 
 
+@saves_results
 def run_study(scale: str = "cpu", tasks: Sequence[str] = ("a9a-logreg", "mnist-mlp"),
               periods: Sequence[int] = (1, 4, 16, 64), schedules: Sequence[str] = PERIOD_SCHEDULES,
               workers: int = 16, batch_size: int = BATCH_SIZE, learning_rates: dict | None = None,

@@ -44,7 +44,7 @@ from hpolab.history import History
 from hpolab.splits import mnist_split
 from hpolab.plots import PALETTE
 from hpolab.progress import progress_bar
-from hpolab.studies.common import StudyResult, check_scale
+from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.stn_claims import CLAIMS, NOTEBOOK  # noqa: F401  (the claims every run checks)
 from hpolab.studies.stn_network import (
     SIGMA, TRAIN_STEPS, WARMUP_EPOCHS, NetworkSetting, fixed_rows, network_limits, run_network, summarize,
@@ -89,6 +89,7 @@ class STNResult(StudyResult):
         return paths
 
 
+@saves_results
 def run_study(scale: str = "cpu", sigma: float = SIGMA, hyper_lr: float | None = None, weight_decay: float = 1e-4,
               dropout: float = 0.05, weight_decays: Sequence[float] | None = None,
               dropouts: Sequence[float] | None = None, steps: int | None = None, train_steps: int = TRAIN_STEPS,
