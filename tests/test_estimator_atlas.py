@@ -120,7 +120,7 @@ EXPECTED = {"forward": (1e-10, 0), "unrolled-forward": (1e-10, 0), "reverse": (0
 def test_every_estimator_at_smoke_agrees_with_float64_reverse_within_its_tolerance(family, mlp, logreg):
     task, hyper = mlp if family == "mlp" else logreg
     reference = atlas.make_estimator("reverse")(task, hyper, 0)
-    for label, name, settings in atlas.variants(atlas.ESTIMATORS, [1], [20]):
+    for label, name, settings in atlas.variants(atlas.ATLAS_ESTIMATORS, [1], [20]):
         if atlas.applies(label, name, settings, family, hyper.horizon):
             assert name == "implicit" and family == "mlp"
             continue

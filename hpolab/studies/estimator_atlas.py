@@ -45,7 +45,7 @@ from hpolab.studies.estimator_atlas_measure import applies, exact_cpu_memory, me
 from hpolab.studies.estimator_atlas_measure import finite_differences  # noqa: F401  (re-exported: read here)
 from hpolab.studies.estimator_atlas_panel import panel, run_one  # noqa: F401  (re-exported: the notebook)
 from hpolab.studies.estimator_atlas_setting import (
-    ESTIMATORS, SIZES, AtlasResult, check_windows, family_data, setting, sweep_points, variants,
+    ATLAS_ESTIMATORS, SIZES, AtlasResult, check_windows, family_data, setting, sweep_points, variants,
 )
 from hpolab.studies.estimator_atlas_setting import (  # noqa: F401  (re-exported: the study's constants, read here)
     AXES, FLOORS, LOG_L2, LOGREG_MOMENTUM, METRICS, MLP_LR, MLP_MOMENTUM,
@@ -58,7 +58,7 @@ from hpolab.validation import check_choice, check_count, check_positive
 
 
 @saves_results
-def run_study(scale: str = "cpu", families: Sequence[str] = FAMILIES, estimators: Sequence[str] = ESTIMATORS,
+def run_study(scale: str = "cpu", families: Sequence[str] = FAMILIES, estimators: Sequence[str] = ATLAS_ESTIMATORS,
               greedy_horizons: Sequence[int] = (1, 10), q_values: Sequence[int] = (1, 5, 20), mu: float = 1e-3,
               horizons: Sequence[int] | None = None, k_values: Sequence[int] | None = None,
               widths: Sequence[int] | None = None, repeats: int | None = None, seed: int = 0,
@@ -68,7 +68,7 @@ def run_study(scale: str = "cpu", families: Sequence[str] = FAMILIES, estimators
     Args:
       scale: ``smoke``, ``cpu`` or ``paper``; sets the data, the sweeps and ``repeats`` (``SIZES``).
       families: among ``"mlp"`` (MNIST) and ``"logreg"`` (a9a).
-      estimators: among :data:`ESTIMATORS`; ``greedy`` runs once per H in ``greedy_horizons``,
+      estimators: among :data:`ATLAS_ESTIMATORS`; ``greedy`` runs once per H in ``greedy_horizons``,
         ``zeroth-order`` once per q in ``q_values`` (each >= 1) with radius ``mu``.
       horizons, k_values, widths: the T sweep, the K sweep (each K must divide the K sweep's T),
         the MLP widths; None takes the scale's.

@@ -13,7 +13,7 @@ from hpolab.hypergrad import make_estimator
 from hpolab.studies.common import check_scale
 from hpolab.studies.estimator_atlas_claims import FAMILIES
 from hpolab.studies.estimator_atlas_measure import applies, measure
-from hpolab.studies.estimator_atlas_setting import ESTIMATORS, SIZES, check_windows, family_data, setting, variants
+from hpolab.studies.estimator_atlas_setting import ATLAS_ESTIMATORS, SIZES, check_windows, family_data, setting, variants
 from hpolab.validation import check_positive
 
 
@@ -58,5 +58,5 @@ def panel(values: dict | None = None, **overrides):
     if not values.get("W"):
         values["W"] = 5
     uses = {"zeroth-order": {"q", "mu"}, "greedy": {"H"}}
-    return panel_for(run_one, list(ESTIMATORS), uses, values, extra, selector="estimator", x="step", y="error",
+    return panel_for(run_one, list(ATLAS_ESTIMATORS), uses, values, extra, selector="estimator", x="step", y="error",
                      log_y=True, total=lambda s: 1)

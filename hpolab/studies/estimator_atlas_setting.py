@@ -26,7 +26,7 @@ from hpolab.studies.estimator_atlas_claims import FAMILIES
 from hpolab.splits import libsvm_split
 from hpolab.validation import check_choice, check_count
 
-ESTIMATORS = ("finite-differences", "forward", "greedy", "reverse", "unrolled-forward", "implicit", "zeroth-order")
+ATLAS_ESTIMATORS = ("finite-differences", "forward", "greedy", "reverse", "unrolled-forward", "implicit", "zeroth-order")
 AXES = {"T": "horizon T", "K": "hyperparameters K", "D": "weights D"}
 METRICS = {"error": "relative error", "seconds": "wall time (s)", "memory": "peak memory (MiB)"}
 FLOORS = {"error": 1e-16, "seconds": 1e-4, "memory": 1.0}  # below these a log plot shows the floor
@@ -65,7 +65,7 @@ def variants(estimators: Sequence[str], greedy_horizons: Sequence[int], q_values
     """(label, estimator name, settings) of every variant measured."""
     built = []
     for name in estimators:
-        check_choice("estimator", name, ESTIMATORS)
+        check_choice("estimator", name, ATLAS_ESTIMATORS)
         if name == "greedy":
             built += [(f"greedy H={H}", name, {"horizon": check_count("H", H, minimum=1)}) for H in greedy_horizons]
         elif name == "zeroth-order":
