@@ -277,13 +277,12 @@ def run_local_sgd(
         streams = BatchStreams(shards.size, workers, batch_size, seed, device=train[1].device)
         step = make_local_step(model, loss, weight_decay)
         weights = stack_weights(model, workers)
+        recorder = Recorder(callback=callback, should_stop=should_stop, divergence_factor=divergence_factor)
         measure = _Measure(model, evaluate_on if evaluate_on is not None else train, test, loss, weight_decay,
-                           optimum, workers, batch_size,
-                           Recorder(callback=callback, should_stop=should_stop, divergence_factor=divergence_factor))
+                           optimum, workers, batch_size, recorder)
         marks = [int(m) for m in evaluation_steps(steps, evaluations)[1:]]
         at_rounds = {check_count("measure_rounds", r, minimum=1) for r in measure_rounds}
         rounds: list[tuple[int, float]] = []
-        recorder = measure.recorder
         recorder.diverged(measure(weights, 0, rounds)["objective"], "at step 0")
         done = 0
         while done < steps and not recorder.ended:

@@ -67,8 +67,7 @@ class Recorder:
         any). Further keyword arguments become the row's own columns.
         """
         finite = objective if math.isfinite(objective) else math.nan
-        previous = self.rows[-1]["best_objective"] if self.rows else math.nan
-        best = finite if math.isnan(previous) else previous if math.isnan(finite) else min(previous, finite)
+        best = float(np.fmin(self.rows[-1]["best_objective"], finite)) if self.rows else finite  # fmin skips NaN
         row = {
             "step": step,
             "iteration": gradient_evaluations + function_evaluations if iteration is None else iteration,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from typing import Callable
 
 from hpolab.progress import progress_bar
@@ -84,7 +83,7 @@ def run(
         while not recorder.ended and oracle.evaluations < budget:
             state = method.update(state, oracle, generator)
             row = record(getattr(state, "kind", "step"))
-            bar.update((row["iteration"] if iterations is None else min(row["iteration"], iterations)) - bar.n)
+            bar.update(min(row["iteration"], budget) - bar.n)
             at = f"at step {row['step']}"
             if (recorder.diverged(row["objective"], at, note=getattr(state, "message", ""))
                     or recorder.stop_requested(at) or recorder.out_of_time()):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hpolab import claims
 from hpolab.history import History
-from hpolab.studies.hozog import LABELS, seconds_per_step
+from hpolab.studies.hozog import LABELS, seconds_per_step, untimed
 
 EARLY_FRACTION = 0.1  # "the early stage" of the REV comparison: the first 10 % of the wall time
 
@@ -18,10 +18,6 @@ def _by_size(result) -> dict[str, dict[str, History]]:
     for h in result.histories:
         sizes.setdefault(h.problem, {})[h.label] = h
     return sizes
-
-
-def _best(history: History) -> float:
-    return float(history.frame["best_objective"].iloc[-1])
 
 
 def _best_at(history: History, seconds: float) -> float:
@@ -38,30 +34,22 @@ def _compare(result, rival: str, better) -> claims.Verdict:
         if "HOZOG" in runs and rival in runs:
             hozog, other = runs["HOZOG"], runs[rival]
             found.append(bool(better(hozog, other)))
-            parts.append(f"{size}: best val loss HOZOG {_best(hozog):.3g}, {rival} {_best(other):.3g}")
+            parts.append(f"{size}: best val loss HOZOG {hozog.best_objective:.3g}, {rival} {other.best_objective:.3g}")
     if not found:
         return claims.untestable(f"HOZOG and {rival} were not both run")
     return claims.verdict(all(found), "; ".join(parts) + " (same wall time)")
 
 
 def check_beats_random_search(result) -> claims.Verdict:
-    return _compare(result, "RS", lambda hozog, other: _best(hozog) < _best(other))
+    return _compare(result, "RS", lambda hozog, other: hozog.best_objective < other.best_objective)
 
 
 def check_beats_bohb(result) -> claims.Verdict:
-    return _compare(result, LABELS["bohb"], lambda hozog, other: _best(hozog) < _best(other))
+    return _compare(result, LABELS["bohb"], lambda hozog, other: hozog.best_objective < other.best_objective)
 
 
 def check_reverse_better_in_the_long_run(result) -> claims.Verdict:
-    return _compare(result, "REV", lambda hozog, other: _best(other) < _best(hozog))
-
-
-def _untimed(result, verdict: claims.Verdict) -> claims.Verdict:
-    """``verdict``, except at smoke scale, where wall times differ between runs (and nbval
-    compares the ledger): a fixed line instead."""
-    if result.parameters.get("scale") == "smoke":
-        return claims.untestable("wall times vary from run to run; not shown at smoke scale")
-    return verdict
+    return _compare(result, "REV", lambda hozog, other: other.best_objective < hozog.best_objective)
 
 
 def check_hozog_faster_early(result) -> claims.Verdict:
@@ -78,8 +66,8 @@ def check_hozog_faster_early(result) -> claims.Verdict:
             found.append(a < b)
             parts.append(f"{size}: best val loss at {early:.3g} s HOZOG {a:.3g}, REV {b:.3g}")
     if not found:
-        return _untimed(result, claims.untestable("; ".join(parts) or "HOZOG and REV were not both run"))
-    return _untimed(result, claims.verdict(all(found), "; ".join(parts)))
+        return untimed(result, claims.untestable("; ".join(parts) or "HOZOG and REV were not both run"))
+    return untimed(result, claims.verdict(all(found), "; ".join(parts)))
 
 
 def check_reverse_costlier_per_hypergradient(result) -> claims.Verdict:
@@ -90,7 +78,7 @@ def check_reverse_costlier_per_hypergradient(result) -> claims.Verdict:
         return claims.untestable("HOZOG and REV did not both take a step")
     size = max(both, key=lambda s: int(s.split()[0]))
     rev, hozog = seconds_per_step(runs[size]["REV"]), seconds_per_step(runs[size]["HOZOG"])
-    return _untimed(result, claims.verdict(rev > hozog, f"{size}: {rev:.3g} s per hypergradient for REV, "
+    return untimed(result, claims.verdict(rev > hozog, f"{size}: {rev:.3g} s per hypergradient for REV, "
                                                         f"{hozog:.3g} s for HOZOG (ratio {rev / hozog:.3g}; "
                                                         f"paper 40 / 24 = 1.67)"))
 

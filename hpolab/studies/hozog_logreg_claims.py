@@ -13,7 +13,7 @@ import numpy as np
 
 from hpolab import claims
 from hpolab.history import History
-from hpolab.studies.hozog import seconds_per_step, time_to_reach, with_suboptimality
+from hpolab.studies.hozog import SMOKE_TIMES, seconds_per_step, time_to_reach, with_suboptimality
 
 # "A low suboptimality": within 0.5 % of the best validation loss found. At cpu scale f(lambda)
 # varies by up to 0.5 over training seeds at a fixed lambda (sums of 250-750): 0.5 % is 2.4-6.5,
@@ -60,9 +60,6 @@ def _timed(result) -> bool:
     """Whether the run's wall times may be shown: not at ``smoke`` scale, whose outputs nbval
     compares (wall times differ from run to run)."""
     return getattr(result, "parameters", {}).get("scale") != "smoke"
-
-
-SMOKE_TIMES = "wall times vary from run to run; not shown at smoke scale"
 
 
 def check_cheaper_hypergradient(result) -> claims.Verdict:

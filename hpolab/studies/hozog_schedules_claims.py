@@ -13,7 +13,7 @@ import pandas as pd
 
 from hpolab import claims
 from hpolab.history import History
-from hpolab.studies.hozog import LABELS
+from hpolab.studies.hozog import LABELS, untimed
 from hpolab.studies.hozog_schedules_setting import BASELINES
 
 
@@ -24,30 +24,18 @@ def _by_network(result) -> dict[str, dict[str, History]]:
     return networks
 
 
-def _best(history: History) -> float:
-    return float(history.frame["best_objective"].iloc[-1])
-
-
 def _test_error(history: History) -> float:
     frame = history.frame
     return float(frame.loc[frame["objective"].idxmin(), "test_error"])
-
-
-def _untimed(result, verdict: claims.Verdict) -> claims.Verdict:
-    """``verdict``, except at smoke scale, where wall times differ between runs (and nbval
-    compares the ledger): a fixed line instead."""
-    if result.parameters.get("scale") == "smoke":
-        return claims.untestable("wall times vary from run to run; not shown at smoke scale")
-    return verdict
 
 
 def _beats(result, baseline: str) -> claims.Verdict:
     found, parts = [], []
     for network, runs in _by_network(result).items():
         if "hozog" in runs and baseline in runs:
-            found.append(_best(runs["hozog"]) < _best(runs[baseline]))
-            parts.append(f"{network}: best val loss HOZOG {_best(runs['hozog']):.3g}, "
-                         f"{LABELS[baseline]} {_best(runs[baseline]):.3g}")
+            found.append(runs["hozog"].best_objective < runs[baseline].best_objective)
+            parts.append(f"{network}: best val loss HOZOG {runs['hozog'].best_objective:.3g}, "
+                         f"{LABELS[baseline]} {runs[baseline].best_objective:.3g}")
     if not found:
         return claims.untestable(f"HOZOG and {LABELS[baseline]} were not both run")
     return claims.verdict(all(found), "; ".join(parts) + " (same wall time)")
@@ -91,15 +79,15 @@ def check_less_time_to_best(result) -> claims.Verdict:
     for network, runs in _by_network(result).items():
         rivals = [name for name in BASELINES if name in runs]
         if "hozog" in runs and rivals:
-            leader = min(rivals, key=lambda name: _best(runs[name]))
-            target = _best(runs[leader])
+            leader = min(rivals, key=lambda name: runs[name].best_objective)
+            target = runs[leader].best_objective
             hozog, theirs = _reached(runs["hozog"], target), _reached(runs[leader], target)
             found.append(hozog < theirs)
             parts.append(f"{network}: to reach {LABELS[leader]}'s best {target:.3g}, HOZOG "
                          + (f"{hozog:.3g} s" if hozog == hozog else "never") + f", {LABELS[leader]} {theirs:.3g} s")
     if not found:
         return claims.untestable("HOZOG and a baseline were not both run")
-    return _untimed(result, claims.verdict(all(found), "; ".join(parts)))
+    return untimed(result, claims.verdict(all(found), "; ".join(parts)))
 
 
 def _spread(history: History) -> float:
@@ -149,7 +137,7 @@ def check_deep_networks_slow_the_baselines(result, tolerance: float = 0.05) -> c
     holds = all(baselines(n) > baselines("cnn") and share[n]["hozog"] <= share["cnn"]["hozog"] for n in deep)
     measured = "; ".join(f"{n}: share of the time to within {tolerance:g}: HOZOG {share[n]['hozog']:.3g}, "
                          f"baselines (mean) {baselines(n):.3g}" for n in ("cnn", *deep))
-    return _untimed(result, claims.verdict(holds, measured))
+    return untimed(result, claims.verdict(holds, measured))
 
 
 SOURCE = "HOZOG, section 3.2, Figure 2"
