@@ -7,6 +7,12 @@ step) and the optimizer step alone, interleaving the two optimizers' repeats so 
 noise hits both alike, and prints the ratios (target for whole steps: <= 1.15x). The HD
 optimizers are built as studies 06 and 07 build them (the printed rule, ``nonnegative=False``).
 
+glibc is told to serve the steps' large temporaries from its heap and to keep freed memory
+(``mallopt``: mmap threshold 32 MB, trim threshold 1 GB). At its defaults, whether a 7 MB
+temporary costs fresh zeroed pages depends on what the process freed before: either side
+measured up to 1.7x slower by turns in one run, and the ratios measured the allocator's
+history rather than the optimizers.
+
     python benchmarks/optimizers.py [--steps 30] [--repeats 5]
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import statistics
 import time
 
@@ -48,17 +55,27 @@ def time_steps(model, optimizer, x, y, steps):
     return whole / steps, step_only / steps
 
 
+def steady_allocator() -> bool:
+    """Serve temporaries up to 32 MB from glibc's heap and never trim it; False where not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(-3, 32 * 1024 * 1024)) and bool(libc.mallopt(-1, 1 << 30))  # M_MMAP_, M_TRIM_THRESHOLD
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    allocator = "glibc heap kept (mallopt)" if steady_allocator() else "the system allocator's defaults"
     torch.manual_seed(0)
     base = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(), torch.nn.Linear(1000, 1000),
                                torch.nn.ReLU(), torch.nn.Linear(1000, 10))
     x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
     print(f"MLP 784-1000-1000-10 ({sum(p.numel() for p in base.parameters()):,} weights), batch 128, "
-          f"{torch.get_num_threads()} threads; median of {args.repeats} x {args.steps} steps\n")
+          f"{torch.get_num_threads()} threads; median of {args.repeats} x {args.steps} steps; {allocator}\n")
     print(f"{'optimizer':<10}{'torch ms/step':>15}{'HD ms/step':>13}{'ratio':>8}{'   step only: torch ms':>24}{'HD ms':>8}{'ratio':>8}")
     for name, (plain, hd) in PAIRS.items():
         runs = {"torch": [], "hd": []}

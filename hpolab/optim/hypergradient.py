@@ -139,7 +139,12 @@ class SGDHD(_HypergradientOptimizer):
             direction = g.add(buffer, alpha=momentum) if group["nesterov"] else buffer
         p.add_(direction, alpha=-lr)
         if group["hypergrad_lr"] > 0 and (momentum == 0 or group["nesterov"]):
-            state["direction"] = direction if direction is not p.grad else direction.clone()
+            if direction is not p.grad:
+                state["direction"] = direction
+            elif "direction" in state:  # p.grad is reused by the next backward: copy into last step's buffer
+                state["direction"].copy_(direction)
+            else:
+                state["direction"] = direction.clone()
 
 
 class AdamHD(_HypergradientOptimizer):
@@ -179,10 +184,13 @@ class AdamHD(_HypergradientOptimizer):
         exp_avg_sq.mul_(beta2).addcmul_(g, g.conj(), value=1 - beta2)
         bias_correction1 = 1 - beta1 ** state["step"]
         bias_correction2_sqrt = math.sqrt(1 - beta2 ** state["step"])
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
         if group["hypergrad_lr"] == 0:
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
             p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
             return
-        direction = exp_avg.div(denom).div_(bias_correction1)
+        # torch's arithmetic, written into the direction's buffer (kept across steps) instead of new tensors
+        if "direction" not in state:
+            state["direction"] = torch.empty_like(p)
+        direction = torch.sqrt(exp_avg_sq, out=state["direction"]).div_(bias_correction2_sqrt).add_(group["eps"])
+        torch.div(exp_avg, direction, out=direction).div_(bias_correction1)
         p.add_(direction, alpha=-lr)
-        state["direction"] = direction
