@@ -54,6 +54,38 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, t
     return sgd_step
 
 
+def batched_step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> Callable:
+    """``sgd_step(theta, velocity, h, t, batch)`` for n runs at once, all tensors but the batch
+    stacked on a first axis of length n: the training losses of the n runs under ``vmap``, their
+    gradients by one plain backward pass of the losses' sum (run i's loss depends on run i's
+    weights only), and the update under ``vmap``. The same numbers, bit for bit, as
+    ``vmap(step_function(...))``, at 0.90-0.95 of its time (9 runs of the benchmark MLPs):
+    ``vmap`` of ``grad_and_value`` wraps every backward operation as well. Not differentiable
+    in h."""
+    constants = _constants(task, hyper, dtype)
+    update = update_function(task, hyper, dtype)
+
+    def loss(theta, h, batch):
+        values = {**constants, **hyper.unpack(h)}
+        return task.train_loss(theta, batch, {name: value for name, value in values.items() if name not in SCHEDULES})
+
+    def clipped_update(theta, velocity, grad, h, t):
+        return update(theta, velocity, task.clip(grad), h, t)
+
+    losses_of = torch.func.vmap(loss, in_dims=(0, 0, None))
+    updates = torch.func.vmap(clipped_update, in_dims=(0, 0, 0, 0, None))
+
+    def sgd_step(theta, velocity, h, t, batch):
+        with torch.enable_grad():
+            leaf = theta.detach().requires_grad_()
+            losses = losses_of(leaf, h, batch)
+            (grad,) = torch.autograd.grad(losses.sum(), leaf)
+        theta, velocity = updates(theta, velocity, grad, h, t)
+        return theta, velocity, losses.detach()
+
+    return sgd_step
+
+
 def autograd_gradient(loss: Callable, create_graph: bool = False) -> Callable:
     """``(theta, *args) -> (grad, loss)`` of ``loss`` with respect to theta by plain autograd:
     what ``torch.func.grad_and_value`` computes, without its per-call transform set-up (about
@@ -171,10 +203,13 @@ def train(task: InnerTask, hyper: Hyperparameters, seed: int, h: torch.Tensor | 
     theta = task.init(seed)
     dtype = theta.dtype
     h = (hyper.pack() if h is None else h).to(device=theta.device, dtype=dtype)
-    step = step_function(task, hyper, dtype, transformable=h.dim() == 2 or h.requires_grad)
     if h.dim() == 2:
+        if h.requires_grad:
+            raise ValueError("batched runs (h of shape (n, K)) are not differentiable in h; pass h.detach()")
         theta = theta.expand(h.shape[0], -1).clone()
-        step = torch.func.vmap(step, in_dims=(0, 0, 0, None, None))
+        step = batched_step_function(task, hyper, dtype)
+    else:
+        step = step_function(task, hyper, dtype, transformable=h.requires_grad)
     velocity = torch.zeros_like(theta)
     batches = task.batches(seed, hyper.horizon)
     watch = Watch()
