@@ -302,12 +302,6 @@ def fixed_rows(result: StudyResult) -> pd.DataFrame:
     return table[(table["task"] == "mnist-mlp") & table["method"].map(is_fixed)]
 
 
-def best_fixed(result: StudyResult) -> pd.Series:
-    """The grid setting with the lowest mean final validation loss."""
-    table = fixed_rows(result)
-    return table.loc[table["val loss"].idxmin()]
-
-
 def per_seed(result: StudyResult) -> pd.DataFrame:
     """Per seed: the final validation loss of STN, of its replayed schedule, and of that seed's
     best fixed setting, and which setting that was."""
