@@ -54,6 +54,7 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
 from torch.nn import functional as F
+from torch.optim.adam import adam as torch_adam
 
 from hpolab.validation import check_count, check_positive
 
@@ -61,7 +62,7 @@ Params = tuple[torch.Tensor, ...]
 Batch = tuple[torch.Tensor, ...]
 
 
-# --- a functional Adam on tuples of tensors (optax's (init, update) pair) ---------------------
+# --- Adam on tuples of tensors as an (init, update) pair (optax's form), by torch's own step ----
 
 
 class AdamState(NamedTuple):
@@ -76,22 +77,23 @@ class Optimizer(NamedTuple):
 
 
 def adam(lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Optimizer:
-    """Adam (Kingma & Ba) as ``(init, update)``: ``update(grads, state, params) -> (params, state)``,
-    the same step as ``torch.optim.Adam`` without weight decay."""
+    """Adam as ``(init, update)``: ``update(grads, state, params) -> (params, state)`` takes
+    ``torch.optim.Adam``'s step (its functional form, ``torch.optim.adam.adam``, no weight decay)
+    on copies, so that a state, once made, never changes."""
     check_positive("lr", lr)
     beta1, beta2 = betas
 
     def init(params):
         return AdamState(0, tuple(torch.zeros_like(p) for p in params), tuple(torch.zeros_like(p) for p in params))
 
+    @torch.no_grad()
     def update(grads, state, params):
-        step = state.step + 1
-        first = tuple(beta1 * m + (1 - beta1) * g for m, g in zip(state.first, grads))
-        second = tuple(beta2 * v + (1 - beta2) * g * g for v, g in zip(state.second, grads))
-        scale = lr / (1 - beta1**step)
-        root = (1 - beta2**step) ** 0.5
-        params = tuple(p - scale * m / (v.sqrt() / root + eps) for p, m, v in zip(params, first, second))
-        return params, AdamState(step, first, second)
+        params = [p.detach().clone() for p in params]
+        first, second = [m.clone() for m in state.first], [v.clone() for v in state.second]
+        steps = [torch.tensor(float(state.step)) for _ in params]  # torch's step counts, advanced by the call
+        torch_adam(params, [g.detach() for g in grads], first, second, [], steps, foreach=False,
+                   amsgrad=False, beta1=beta1, beta2=beta2, lr=lr, weight_decay=0.0, eps=eps, maximize=False)
+        return tuple(params), AdamState(state.step + 1, tuple(first), tuple(second))
 
     return Optimizer(init, update)
 
