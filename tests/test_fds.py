@@ -9,12 +9,17 @@ import pytest
 import torch
 from torch import nn
 
+from hpolab import run
 from hpolab.cache import StudyCache
 from hpolab.data import data_root
 from hpolab.history import History
 from hpolab.hypergrad import box, classification_task, forward_mode, reverse_mode, schedule, sign_descent
+from hpolab.hypergrad.task import logistic_regression_task
 from hpolab.methods import fds as fds_loop
+from hpolab.methods import make_tuner
+from hpolab.problems.tuning import tuning_problem
 from hpolab.studies import fds, fds_cifar, fds_noise, fds_schedules, fds_vs_hpo
+from tasks import noisy_linear_labels
 
 
 needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
@@ -285,9 +290,9 @@ def test_the_studies_clamp_the_inner_gradient_as_the_authors_code_does():
     assert fds_schedules.setting("smoke", "mnist", cpu)[0].grad_clip == 3.0
     assert fds_vs_hpo.setting("smoke", cpu)[0].grad_clip == 3.0
     assert fds_schedules.setting("smoke", "mnist", cpu, grad_clip=None)[0].grad_clip is None
-    for run, clip in ((fds_noise.run_study, 1.0), (fds_schedules.run_study, 3.0),
+    for study, clip in ((fds_noise.run_study, 1.0), (fds_schedules.run_study, 3.0),
                       (fds_cifar.run_study, 3.0), (fds_vs_hpo.run_study, 3.0)):
-        assert inspect.signature(run).parameters["grad_clip"].default == clip
+        assert inspect.signature(study).parameters["grad_clip"].default == clip
     assert inspect.signature(fds_cifar.setting).parameters["grad_clip"].default == 3.0
 
 
@@ -525,3 +530,21 @@ def test_a_final_training_that_diverges_falls_back_to_the_last_hyperparameters_t
     assert history.frame["kind"].tolist() == ["hypergradient", "diverged", "final"]
     assert history.frame["lr"].tolist() == [pytest.approx(0.1), pytest.approx(0.9), pytest.approx(0.1)]
     assert history.status == "finished" and "back to them" in history.message
+
+
+def test_fds_tuner_steps_against_the_sign_and_halves_a_step_when_the_sign_flips():
+    """TUNERS["fds"] under hpolab.run: each outer step moves log lambda by its current step,
+    which starts at gamma and halves exactly where the direction reverses."""
+    task = logistic_regression_task(*noisy_linear_labels(100))
+    hyper = schedule(40, lr=0.01, learn=("log_l2",), log_l2=-2.0)
+    history = run(make_tuner("fds", task, hyper, box(hyper, {"log_l2": (-6.0, 3.0)}), gamma=0.5),
+                  tuning_problem(task, hyper), 10 * 41, seed=0)
+    assert history.method == "fds" and history.status == "finished"
+    moves = history.frame["log_l2"].diff().iloc[1:].to_numpy()
+    assert len(moves) == 10 and abs(moves[0]) == 0.5
+    flips = 0
+    for before, after in zip(moves, moves[1:]):
+        flipped = np.sign(after) != np.sign(before)
+        flips += flipped
+        assert abs(after) == abs(before) / (2 if flipped else 1)
+    assert flips >= 1  # the run crosses the interior optimum

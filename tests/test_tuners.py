@@ -16,6 +16,7 @@ from tasks import noisy_linear_labels
 # (name, settings, budget in evaluations): a budget of a few trainings or outer steps each
 TABLE = [
     pytest.param("hypergradient", {"lr": 2.0}, 8 * 41, id="hypergradient"),
+    pytest.param("fds", {"gamma": 0.5}, 8 * 41, id="fds"),
     pytest.param("hoag", {}, 300, id="hoag"),
     pytest.param("random-search", {"seed": 3}, 8 * 41, id="random-search"),
     pytest.param("bayesian", {"seed": 3}, 8 * 41, id="bayesian"),

@@ -4,7 +4,7 @@
 factories; :func:`make_method` builds one by name. The tuners of training runs
 (:class:`~hpolab.hypergrad.task.InnerTask`) have their registry, ``TUNERS``, of factories
 ``(task, hyper, limits, **settings) -> Method``: gradient-based tuning with any estimator of
-:mod:`hpolab.hypergrad` (:func:`hypergradient_tuning`), HOAG (Pedregosa 2016) and the
+:mod:`hpolab.hypergrad` (:func:`hypergradient_tuning`), FDS (its sign step, :func:`fds_tuning`), HOAG (Pedregosa 2016) and the
 black-box searches (random search, Bayesian optimization, Hyperband, BOHB);
 :func:`make_tuner` builds one by name. ``tests/test_methods.py`` and ``tests/test_tuners.py``
 run every entry of the two registries through :func:`hpolab.run`.
@@ -12,6 +12,7 @@ run every entry of the two registries through :func:`hpolab.run`.
 
 from hpolab.methods.accelerated_joint_descent import accelerated_joint_descent, unbiased_joint_gradient
 from hpolab.methods.alternating import alternating_bayesian, alternating_zeroth_order
+from hpolab.methods.fds import fds_tuning
 from hpolab.methods.hoag import hoag
 from hpolab.methods.blackbox import BLACKBOX_METHODS
 from hpolab.methods.hypergradient_tuning import hypergradient_tuning
@@ -28,6 +29,7 @@ METHODS = {
 
 TUNERS = {
     "hypergradient": hypergradient_tuning,
+    "fds": fds_tuning,
     "hoag": hoag,
     **BLACKBOX_METHODS,
 }
@@ -52,6 +54,7 @@ __all__ = [
     "TUNERS",
     "make_tuner",
     "hypergradient_tuning",
+    "fds_tuning",
     "USES_P",
     "make_method",
     "joint_descent",

@@ -17,24 +17,47 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from hpolab.cache import StudyCache
 from hpolab.history import COUNTERS, History
-from hpolab.hypergrad import Hyperparameters, InnerTask, train
+from hpolab.hypergrad import Hyperparameters, InnerTask, per_entry, sign_descent, train
 from hpolab.hypergrad.outer import OuterUpdate
 from hpolab.hypergrad.result import Estimator
+from hpolab.methods.hypergradient_tuning import hypergradient_tuning
 from hpolab.problems.tuning import classification_metrics, hyperparameter_names
 from hpolab.progress import progress_bar
-from hpolab.protocol import Cost
+from hpolab.protocol import Cost, Method
 from hpolab.recorder import Recorder
 from hpolab.validation import check_choice, check_count
+
+if TYPE_CHECKING:  # hpolab.cache reads the package's version: importing it here would be circular
+    from hpolab.cache import StudyCache
 
 RUN_SEED_STRIDE = 100_003  # outer step k of a run with seed s trains with seed s * stride + k
 START_PROGRESS = 0.9  # "trains": the validation loss falls below 0.9 of the untrained network's
 FAILED = ("diverged", "stalled")  # the kinds of outer-step rows whose run gives no usable hypergradient
+
+
+def fds_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+               gamma=0.1, estimator: str | Estimator = "forward", seed: int | None = None,
+               label: str = "FDS") -> Method:
+    """FDS as a tuner on the core protocol (``TUNERS["fds"]``): each step re-initializes the
+    weights, trains once through ``estimator`` (forward mode, the paper's) and moves every
+    learned value by its step against the sign of its hypergradient, halving the step of an
+    entry whose sign flips (:func:`~hpolab.hypergrad.sign_descent`), within ``limits``.
+
+    ``gamma`` is the first step: one value, a flat tensor, or a dict by hyperparameter name.
+    This is :func:`~hpolab.methods.hypergradient_tuning` with FDS's outer update; :func:`learn`
+    drives the same step for the studies and adds what the paper leaves open (recovery from a
+    failed training, a stop at convergence, a cache per outer step, a final plain training).
+    """
+    steps = per_entry(hyper, gamma, "gamma")
+    method = hypergradient_tuning(task, hyper, limits, estimator=estimator, outer=sign_descent(steps, limits),
+                                  seed=seed, label=label)
+    return method._replace(name="fds", config={"outer": "sign descent", "gamma": steps.tolist(),
+                                               "estimator": estimator if isinstance(estimator, str) else "given"})
 
 
 def run_seed(seed: int, step: int) -> int:
