@@ -1,8 +1,9 @@
 """Inner tasks: a functional model, its data stream, and the training and validation losses.
 
 Weights are one flat vector theta (so a tangent or a stack of q + 1 weight vectors is one
-tensor); :class:`FlatModel` turns an ``nn.Module`` into ``f(theta, x)`` through
-``torch.func.functional_call``. Train-mode BatchNorm updates running statistics in place,
+tensor); :class:`FlatModel` turns an ``nn.Module`` into ``f(theta, x)``: a plain
+``nn.Sequential`` by direct functional calls (:mod:`hpolab.hypergrad.direct`), any other
+module through ``torch.func.functional_call``. Train-mode BatchNorm updates running statistics in place,
 which ``jvp`` and ``vmap`` refuse, so BatchNorm layers are patched with
 ``torch.func.replace_all_batch_norm_modules_`` (they normalize with batch statistics,
 also at evaluation).
@@ -24,6 +25,7 @@ from torch import nn
 from torch.func import functional_call, replace_all_batch_norm_modules_
 from torch.nn import functional as F
 
+from hpolab.hypergrad.direct import direct_layers, run_direct
 from hpolab.seeding import global_seed
 
 
@@ -67,7 +69,7 @@ class FlatModel:
         self.buffers = dict(module.named_buffers())
         # without tied weights functional_call may skip its per-call search for them
         self.tied = len(list(module.named_parameters(remove_duplicate=False))) != len(self.names)
-        self.layers = _direct_layers(module) if not self.buffers and not self.tied else None
+        self.layers = direct_layers(module) if not self.buffers and not self.tied else None
 
     @property
     def size(self) -> int:
@@ -79,7 +81,7 @@ class FlatModel:
 
     def __call__(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.layers is not None:
-            return _run_direct(self.layers, torch.split(theta, self.sizes), self.shapes, x)
+            return run_direct(self.layers, torch.split(theta, self.sizes), self.shapes, x)
         return functional_call(self.module, (self.unflatten(theta), self.buffers), (x,), tie_weights=self.tied)
 
     def init(self, seed: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -93,46 +95,6 @@ class FlatModel:
                     layer.reset_parameters()
             flat = torch.cat([p.detach().reshape(-1) for p in self.template.parameters()])
         return flat.to(device=device, dtype=dtype)
-
-
-# Layers an nn.Sequential may hold for FlatModel to run it without functional_call: the same
-# torch.nn.functional calls the layers' own forward makes, so the same numbers, without
-# functional_call's swapping of every parameter into the module and back at every call (about
-# 0.1 ms a step, a fifth of a small MLP's training step; benchmarks/hypergrad.py).
-_ELEMENTWISE = {nn.Tanh: torch.tanh, nn.ReLU: F.relu, nn.Sigmoid: torch.sigmoid, nn.Identity: lambda x: x}
-
-
-def _direct_layers(module: nn.Module) -> list | None:
-    """``module``'s layers as (kind, settings) steps when it is an ``nn.Sequential`` of Linear,
-    Flatten and parameter-free elementwise activations (not in place); else None."""
-    if type(module) is not nn.Sequential:
-        return None
-    layers = []
-    for layer in module:
-        if type(layer) is nn.Linear:
-            layers.append(("linear", layer.bias is not None))
-        elif type(layer) is nn.Flatten:
-            layers.append(("flatten", (layer.start_dim, layer.end_dim)))
-        elif type(layer) in _ELEMENTWISE and not getattr(layer, "inplace", False):
-            layers.append(("elementwise", _ELEMENTWISE[type(layer)]))
-        else:
-            return None
-    return layers
-
-
-def _run_direct(layers: list, parts: tuple[torch.Tensor, ...], shapes, x: torch.Tensor) -> torch.Tensor:
-    index = 0
-    for kind, setting in layers:
-        if kind == "linear":
-            weight = parts[index].view(shapes[index])
-            bias = parts[index + 1].view(shapes[index + 1]) if setting else None
-            x = F.linear(x, weight, bias)
-            index += 2 if setting else 1
-        elif kind == "flatten":
-            x = x.flatten(*setting)
-        else:
-            x = setting(x)
-    return x
 
 
 @dataclass(frozen=True)
