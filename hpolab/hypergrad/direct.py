@@ -36,7 +36,8 @@ def direct_layers(module: nn.Module) -> list | None:
         if type(layer) is nn.Linear:
             layers.append(("linear", layer.bias is not None))
         elif type(layer) is nn.Conv2d and layer.padding_mode == "zeros":
-            layers.append(("conv2d", (layer.bias is not None, layer.stride, layer.padding, layer.dilation,
+            padding = layer.padding if isinstance(layer.padding, str) else list(layer.padding)
+            layers.append(("conv2d", (layer.bias is not None, list(layer.stride), padding, list(layer.dilation),
                                       layer.groups)))
         elif type(layer) is nn.MaxPool2d and not layer.return_indices:
             layers.append(("max_pool2d", (layer.kernel_size, layer.stride, layer.padding, layer.dilation,
@@ -71,9 +72,9 @@ def run_direct(layers: list, parts: tuple[torch.Tensor, ...], shapes, x: torch.T
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups):
-    if (bias is not None and isinstance(padding, tuple) and torch.is_grad_enabled() and not x.requires_grad
+    if (bias is not None and not isinstance(padding, str) and torch.is_grad_enabled() and not x.requires_grad
             and weight.requires_grad and not torch._C._are_functorch_transforms_active()):
-        return _DataConv.apply(x, weight, bias, (list(stride), list(padding), list(dilation), groups))
+        return _DataConv.apply(x, weight, bias, (stride, padding, dilation, groups))
     return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
 

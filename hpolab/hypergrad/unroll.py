@@ -45,9 +45,7 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, t
     update = update_function(task, hyper, dtype, values_of)
 
     def sgd_step(theta, velocity, h, t, batch):
-        values = values_of(h)
-        terms = {name: value for name, value in values.items() if name not in SCHEDULES}
-        grad, loss = gradient(theta, batch, terms)
+        grad, loss = gradient(theta, batch, _loss_terms(values_of(h)))
         theta, velocity = update(theta, velocity, task.clip(grad), h, t)
         return theta, velocity, loss
 
@@ -62,12 +60,11 @@ def batched_step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.
     ``vmap(step_function(...))``, at 0.90-0.95 of its time (9 runs of the benchmark MLPs):
     ``vmap`` of ``grad_and_value`` wraps every backward operation as well. Not differentiable
     in h."""
-    constants = _constants(task, hyper, dtype)
-    update = update_function(task, hyper, dtype)
+    values_of = _values(task, hyper, dtype)
+    update = update_function(task, hyper, dtype, values_of)
 
     def loss(theta, h, batch):
-        values = {**constants, **hyper.unpack(h)}
-        return task.train_loss(theta, batch, {name: value for name, value in values.items() if name not in SCHEDULES})
+        return task.train_loss(theta, batch, _loss_terms(values_of(h)))
 
     def clipped_update(theta, velocity, grad, h, t):
         return update(theta, velocity, task.clip(grad), h, t)
@@ -126,6 +123,11 @@ def _values(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, memoize
         return values
 
     return values_of
+
+
+def _loss_terms(values: dict) -> dict:
+    """The hyperparameters that enter the training loss (every one but the optimizer's schedules)."""
+    return {name: value for name, value in values.items() if name not in SCHEDULES}
 
 
 def update_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype,

@@ -139,12 +139,9 @@ class SGDHD(_HypergradientOptimizer):
             direction = g.add(buffer, alpha=momentum) if group["nesterov"] else buffer
         p.add_(direction, alpha=-lr)
         if group["hypergrad_lr"] > 0 and (momentum == 0 or group["nesterov"]):
-            if direction is not p.grad:
-                state["direction"] = direction
-            elif "direction" in state:  # p.grad is reused by the next backward: copy into last step's buffer
-                state["direction"].copy_(direction)
-            else:
-                state["direction"] = direction.clone()
+            if direction is p.grad:  # the next backward may reuse p.grad: keep a copy, in last step's buffer
+                direction = state["direction"].copy_(direction) if "direction" in state else direction.clone()
+            state["direction"] = direction
 
 
 class AdamHD(_HypergradientOptimizer):
