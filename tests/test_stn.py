@@ -13,14 +13,17 @@ import pandas as pd
 import pytest
 import torch
 
-from hpolab import claims
+from hpolab import claims, hypergrad, run
 from hpolab.data import data_root
 from hpolab.history import History
-from hpolab.methods import stn
+from hpolab.methods import stn, stn_mlp
+from hpolab.hypergrad.task import logistic_regression_task
+from hpolab.problems.tuning import tuning_problem
 from hpolab import splits
 from hpolab.studies import stn as study
 from hpolab.studies import stn_network as network
 from hpolab.studies import stn_ridge as ridge_study
+from tasks import noisy_linear_labels
 
 needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
                                  reason="real MNIST not in data/: copy ../shared/data into data/, see data/README.md")
@@ -37,8 +40,8 @@ def central(f, h, eps=1e-5):
 
 def random_structured(sizes=(6, 5, 4, 3), seed=0):
     generator = torch.Generator().manual_seed(seed)
-    phi = list(stn.structured_init(sizes, 2, generator, dtype=torch.float64))
-    for index in range(0, len(phi), stn.LAYER):
+    phi = list(stn_mlp.structured_init(sizes, 2, generator, dtype=torch.float64))
+    for index in range(0, len(phi), stn_mlp.LAYER):
         phi[index + 4] = torch.randn(phi[index + 4].shape, generator=generator, dtype=torch.float64)
     x = torch.randn(7, sizes[0], generator=generator, dtype=torch.float64)
     y = torch.randint(0, sizes[-1], (7,), generator=generator)
@@ -98,7 +101,7 @@ def test_the_exact_linearization_gives_the_exact_hypergradient(ridge):
 
 def test_hypergradient_through_the_structured_mlp_response_matches_finite_differences():
     phi, batch = random_structured()
-    model = stn.mlp_response()
+    model = stn_mlp.mlp_response()
     _, grad = stn.hypergradient(model, phi, batch, 2)
     for k in range(2):
         def f(t, k=k):
@@ -157,12 +160,12 @@ def test_training_phase_fits_the_closed_form_minimizer(ridge):
 
 def test_recentering_leaves_the_response_unchanged():
     phi, batch = random_structured()
-    model = stn.mlp_response()
+    model = stn_mlp.mlp_response()
     shift, delta = torch.tensor([0.3, -0.7], dtype=torch.float64), torch.tensor([-0.2, 0.5], dtype=torch.float64)
     moved = model.recenter(phi, shift)
     assert float(model.val_loss(moved, delta, batch)) == pytest.approx(float(model.val_loss(phi, delta + shift, batch)),
                                                                        rel=1e-12)
-    for a, b in zip(stn.structured_weights(moved, delta), stn.structured_weights(phi, delta + shift)):
+    for a, b in zip(stn_mlp.structured_weights(moved, delta), stn_mlp.structured_weights(phi, delta + shift)):
         assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
     linear = stn.linear_response(lambda w, hyper, batch: (w * w).sum(1), lambda w, batch: (w * w).sum())
     w0, w1 = torch.randn(5, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
@@ -173,33 +176,33 @@ def test_recentering_leaves_the_response_unchanged():
 def test_structured_penalty_is_the_squared_norm_of_each_examples_weights():
     phi, _ = random_structured()
     deltas = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    penalty = stn.structured_penalty(phi, stn.layer_scales(phi, deltas))
+    penalty = stn_mlp.structured_penalty(phi, stn_mlp.layer_scales(phi, deltas))
     for i in range(4):
-        weights = stn.structured_weights(phi, deltas[i])
+        weights = stn_mlp.structured_weights(phi, deltas[i])
         assert float(penalty[i]) == pytest.approx(float(sum((w * w).sum() for w in weights[::2])), rel=1e-12)
 
 
 def test_per_example_scales_give_each_example_its_own_weights():
     phi, (x, _) = random_structured()
     deltas = torch.randn(len(x), 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    batched = stn.mlp_logits(phi, x, scales=stn.layer_scales(phi, deltas))
+    batched = stn_mlp.mlp_logits(phi, x, scales=stn_mlp.layer_scales(phi, deltas))
     for i in range(len(x)):
-        single = stn.mlp_logits(stn.structured_weights(phi, deltas[i]), x[i:i + 1])
+        single = stn_mlp.mlp_logits(stn_mlp.structured_weights(phi, deltas[i]), x[i:i + 1])
         assert torch.allclose(batched[i], single[0], rtol=1e-12, atol=1e-12)
 
 
 def test_structured_response_starts_as_the_plain_mlp_of_the_same_seed():
     sizes = (6, 5, 3)
-    phi = stn.structured_init(sizes, 2, torch.Generator().manual_seed(9), dtype=torch.float64)
-    plain = stn.mlp_init(sizes, torch.Generator().manual_seed(9), dtype=torch.float64)
+    phi = stn_mlp.structured_init(sizes, 2, torch.Generator().manual_seed(9), dtype=torch.float64)
+    plain = stn_mlp.mlp_init(sizes, torch.Generator().manual_seed(9), dtype=torch.float64)
     x = torch.randn(4, 6, dtype=torch.float64)
     for delta in (torch.zeros(2, dtype=torch.float64), torch.tensor([1.0, -2.0], dtype=torch.float64)):  # V = 0
-        assert torch.equal(stn.mlp_logits(phi, x, scales=stn.layer_scales(phi, delta)), stn.mlp_logits(plain, x))
+        assert torch.equal(stn_mlp.mlp_logits(phi, x, scales=stn_mlp.layer_scales(phi, delta)), stn_mlp.mlp_logits(plain, x))
 
 
 def test_dropout_masks_keep_each_examples_rate_and_the_mean():
     keep = torch.tensor([0.9, 0.5, 0.2])
-    masks = stn.dropout_masks((3, 200_000), keep, torch.Generator().manual_seed(0))
+    masks = stn_mlp.dropout_masks((3, 200_000), keep, torch.Generator().manual_seed(0))
     assert torch.allclose((masks > 0).float().mean(1), keep, atol=0.005)
     assert torch.allclose(masks.mean(1), torch.ones(3), atol=0.02)
 
@@ -249,7 +252,7 @@ def test_tuning_step_moves_lambda_downhill_recenters_and_stays_in_the_box(ridge)
 ])
 def test_bad_settings_fail_at_construction(settings, message):
     with pytest.raises(ValueError, match=message):
-        stn.self_tuning(stn.mlp_response(), **settings)
+        stn.self_tuning(stn_mlp.mlp_response(), **settings)
 
 
 def test_network_box_is_the_ranges_in_log_and_logit_space():
@@ -263,6 +266,56 @@ def test_to_lambda_needs_a_dropout_strictly_inside_zero_one():
     assert network.to_lambda(1e-3, 0.5).tolist() == pytest.approx([math.log(1e-3), 0.0])
     with pytest.raises(ValueError, match="dropout must lie in the open interval"):
         network.to_lambda(1e-3, 0.0)
+
+
+# --- STN as a tuner of any task (TUNERS["stn"]) -------------------------------------------------
+
+
+def logistic_setting(log_l2=-1.0):
+    task = logistic_regression_task(*noisy_linear_labels(100))
+    return task, hypergrad.schedule(40, lr=0.01, learn=("log_l2",), log_l2=log_l2)
+
+
+def test_task_response_fitted_at_small_sigma_gives_the_implicit_hypergradient():
+    """On l2-logistic regression (strongly convex), the linear response fitted by STN's training
+    phase alone carries d L_val(w*(lambda)) / d lambda: checked against central differences of
+    the validation loss at Newton-solved optima, in float64."""
+    task, hyper = logistic_setting()
+    batch = task.batch(slice(None))
+
+    def optimum(log_l2):
+        loss = lambda w: task.train_loss(w, batch, {"log_l2": torch.tensor(log_l2, dtype=torch.float64)})
+        w = torch.zeros(20, dtype=torch.float64)
+        for _ in range(30):
+            w = w - torch.linalg.solve(torch.func.hessian(loss)(w), torch.func.grad(loss)(w))
+        return w
+
+    exact = float(central(lambda h: task.val_loss(optimum(h)), -1.0))
+    model = stn.task_response(task, hyper)
+    method = stn.self_tuning(model, 0.1, lr=0.03, train_steps=1, per_example=False)
+    generator = torch.Generator().manual_seed(0)
+    state = method.init((task.init(0), torch.zeros(20, 1, dtype=torch.float64)), hyper.pack())
+    for _ in range(2000):
+        state = method.train(state, batch, generator)
+    _, estimate = stn.hypergradient(model, state.phi, None, 1)
+    assert float(estimate) == pytest.approx(exact, rel=0.02)
+    w_star = optimum(-1.0)
+    assert float((state.phi[0] - w_star).norm() / w_star.norm()) < 1e-2
+
+
+def test_stn_tuner_charges_each_cycle_and_records_the_response_at_its_centre():
+    task, hyper = logistic_setting(log_l2=-2.0)
+    method = stn.stn_tuning(task, hyper, sigma=0.5, lr=0.05, hyper_lr=0.1, train_steps=10, tune_steps=2)
+    frame = run(method, tuning_problem(task, hyper), 5 * 12, seed=0).frame
+    assert frame["iteration"].diff().iloc[1:].eq(12).all() and frame["kind"].iloc[1:].eq("stn").all()
+    assert frame["log_l2"].iloc[-1] > -2.0 and frame["train_loss"].iloc[1:].notna().all()
+
+
+def test_stn_tuner_refuses_to_learn_an_optimizer_schedule():
+    task, _ = logistic_setting()
+    hyper = hypergrad.schedule(40, lr=0.01, learn=("lr", "log_l2"), log_l2=-1.0)
+    with pytest.raises(ValueError, match=r"not the optimizer's schedules \['lr'\]"):
+        stn.stn_tuning(task, hyper)
 
 
 # --- the study ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ TABLE = [
     pytest.param("hypergradient", {"lr": 2.0}, 8 * 41, id="hypergradient"),
     pytest.param("fds", {"gamma": 0.5}, 8 * 41, id="fds"),
     pytest.param("hoag", {}, 300, id="hoag"),
+    pytest.param("stn", {"sigma": 0.5, "lr": 0.05, "hyper_lr": 0.1, "train_steps": 10}, 8 * 41, id="stn"),
     pytest.param("random-search", {"seed": 3}, 8 * 41, id="random-search"),
     pytest.param("bayesian", {"seed": 3}, 8 * 41, id="bayesian"),
     pytest.param("hyperband", {"seed": 3, "min_steps": 10}, 8 * 41, id="hyperband"),

@@ -130,6 +130,13 @@ def _loss_terms(values: dict) -> dict:
     return {name: value for name, value in values.items() if name not in SCHEDULES}
 
 
+def loss_terms(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> Callable:
+    """``h -> {name: value}``: the hyperparameters that enter ``task``'s training loss, the
+    constants and h's learned ones (a tuner that differentiates the loss itself, such as STN)."""
+    values_of = _values(task, hyper, dtype)
+    return lambda h: _loss_terms(values_of(h))
+
+
 def update_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype,
                     values_of: Callable | None = None) -> Callable:
     """The task's optimizer update ``(theta, state, grad, h, t) -> (theta', state')`` given the

@@ -4,8 +4,9 @@
 factories; :func:`make_method` builds one by name. The tuners of training runs
 (:class:`~hpolab.hypergrad.task.InnerTask`) have their registry, ``TUNERS``, of factories
 ``(task, hyper, limits, **settings) -> Method``: gradient-based tuning with any estimator of
-:mod:`hpolab.hypergrad` (:func:`hypergradient_tuning`), FDS (its sign step, :func:`fds_tuning`), HOAG (Pedregosa 2016) and the
-black-box searches (random search, Bayesian optimization, Hyperband, BOHB);
+:mod:`hpolab.hypergrad` (:func:`hypergradient_tuning`), FDS (its sign step, :func:`fds_tuning`),
+HOAG (Pedregosa 2016), Self-Tuning Networks (:func:`stn_tuning`, a learned best response) and
+the black-box searches (random search, Bayesian optimization, Hyperband, BOHB);
 :func:`make_tuner` builds one by name. ``tests/test_methods.py`` and ``tests/test_tuners.py``
 run every entry of the two registries through :func:`hpolab.run`.
 """
@@ -18,6 +19,7 @@ from hpolab.methods.blackbox import BLACKBOX_METHODS
 from hpolab.methods.hypergradient_tuning import hypergradient_tuning
 from hpolab.methods.joint_descent import gradientless_step, joint_descent
 from hpolab.methods.online_hypergradient import learning_rate_problem, online_hypergradient
+from hpolab.methods.stn import stn_tuning
 from hpolab.validation import check_choice
 
 METHODS = {
@@ -31,6 +33,7 @@ TUNERS = {
     "hypergradient": hypergradient_tuning,
     "fds": fds_tuning,
     "hoag": hoag,
+    "stn": stn_tuning,
     **BLACKBOX_METHODS,
 }
 
@@ -55,6 +58,7 @@ __all__ = [
     "make_tuner",
     "hypergradient_tuning",
     "fds_tuning",
+    "stn_tuning",
     "USES_P",
     "make_method",
     "joint_descent",

@@ -22,9 +22,13 @@ also learns sigma (an entropy bonus in the tuning phase); here sigma is fixed.
 What the method needs of a model is a :class:`ResponseModel`: its training loss at perturbed
 hyperparameters, its validation loss, and how to re-centre. :func:`linear_response` is the
 plain ``w0 + W1 delta`` (ridge regression in ``hpolab.studies.stn``); the MLP there uses the
-paper's structured layer, ``W(lambda) = W_e + diag(V delta) W_h``, which is also affine in
-delta and lets every example of a batch carry its own perturbation at the cost of a second
-matrix product.
+paper's structured layer, ``W(lambda) = W_e + diag(V delta) W_h`` (:mod:`hpolab.methods.stn_mlp`),
+which is also affine in delta and lets every example of a batch carry its own perturbation at
+the cost of a second matrix product.
+
+On the core protocol, :func:`stn_tuning` (``TUNERS["stn"]``) tunes the loss hyperparameters of
+any :class:`~hpolab.hypergrad.task.InnerTask` with the linear response of its flat weights; one
+``update`` of that :class:`~hpolab.protocol.Method` is one cycle of the paper's Algorithm 1.
 
 Example (ridge regression, log lambda tuned from -4; ``hpolab.studies.stn`` has the full study)::
 
@@ -49,13 +53,15 @@ Bilevel Optimization of Hyperparameters using Structured Best-Response Functions
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
-from torch.nn import functional as F
 from torch.optim.adam import adam as torch_adam
 
+from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
+from hpolab.hypergrad.task import InnerTask
+from hpolab.hypergrad.unroll import loss_terms
+from hpolab.protocol import Cost, Method
 from hpolab.validation import check_count, check_positive
 
 Params = tuple[torch.Tensor, ...]
@@ -238,7 +244,7 @@ def self_tuning(model: ResponseModel, sigma: float | Sequence[float], lr: float 
                         float("nan"), torch.zeros_like(hyper))
 
     def train(state, batch, generator):
-        examples, k = len(batch[-1]), len(state.hyper)
+        examples, k = len(batch[0]), len(state.hyper)  # batch[0]: one row per example
         noise = torch.randn(examples if per_example else 1, k, generator=generator, dtype=torch.float64)
         noise = noise.expand(examples, k)
         delta = (noise * sigmas).to(state.phi[0])
@@ -285,121 +291,64 @@ def minibatches(tensors: Sequence[torch.Tensor], batch_size: int, generator: tor
             yield tuple(t[index] for t in tensors)
 
 
-# --- the paper's structured response for an MLP -----------------------------------------------
-
-DECAY, DROPOUT = 0, 1  # lambda = (log weight decay, logit dropout) for :func:`mlp_response`
-LAYER = 5  # tensors per layer in phi: W_e, b_e, W_h, b_h, V
+# --- STN as a tuner of any training task, on the core protocol ---------------------------------
 
 
-def mlp_init(sizes: Sequence[int], generator: torch.Generator, dtype=torch.float32, device="cpu") -> Params:
-    """Weights and biases ``(W, b)`` per layer of an MLP with these sizes, drawn as ``nn.Linear``
-    draws them (uniform in +-1/sqrt(fan_in)) from ``generator`` on the CPU."""
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        bound = 1 / math.sqrt(fan_in)
-        for shape in ((fan_out, fan_in), (fan_out,)):
-            params.append(((torch.rand(shape, generator=generator) * 2 - 1) * bound).to(dtype).to(device))
-    return tuple(params)
+def task_response(task: InnerTask, hyper: Hyperparameters) -> ResponseModel:
+    """The linear best response ``theta = w0 + W1 delta`` of ``task``'s flat weights, for its
+    learned loss hyperparameters. The task's training loss is a batch's mean (or sum), so the
+    batch shares one perturbation (``self_tuning(per_example=False)``): per-example draws would
+    need a weight vector per example."""
+    terms = loss_terms(task, hyper, task.init(0).dtype)
+
+    def train(phi, hyper_rows, delta, batch, generator):
+        w0, w1 = phi
+        return task.train_loss(w0 + w1 @ delta[0], batch, terms(hyper_rows[0] + delta[0]))
+
+    return linear_response(None, lambda w, batch: task.val_loss(w))._replace(train_loss=train)
 
 
-def structured_init(sizes: Sequence[int], hyperparameters: int, generator: torch.Generator, dtype=torch.float32,
-                    device="cpu") -> Params:
-    """phi for :func:`mlp_response`: per layer (W_e, b_e, W_h, b_h, V). The elementary weights
-    (W_e, b_e) are the ones :func:`mlp_init` draws first from the same generator, so a plain MLP
-    of the same seed starts from them; (W_h, b_h) are drawn next the same way and V = 0, so the
-    response starts constant in lambda."""
-    elementary = mlp_init(sizes, generator, dtype, device)
-    hyper = mlp_init(sizes, generator, dtype, device)
-    params = []
-    for index, fan_out in enumerate(sizes[1:]):
-        params += [*elementary[2 * index:2 * index + 2], *hyper[2 * index:2 * index + 2],
-                   torch.zeros(fan_out, hyperparameters, dtype=dtype, device=device)]
-    return tuple(params)
+class TuningState(NamedTuple):
+    x: torch.Tensor  # w0: the response's weights at the current hyperparameters
+    y: torch.Tensor  # lambda, packed as the task's h (float64, CPU)
+    stn: STNState
+    kind: str
+    extras: dict = {}  # recorded in the history: the last training loss and hypergradient
 
 
-def dropout_masks(shape: tuple[int, int], keep: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Inverted-dropout multipliers: 1 / keep_i with probability keep_i (row i), else 0; drawn on
-    the CPU from ``generator`` (keep: (B,) or a scalar)."""
-    keep = keep.reshape(-1, 1) if keep.ndim else keep
-    uniform = torch.rand(shape, generator=generator).to(keep.device, keep.dtype)
-    return (uniform < keep).to(keep.dtype) / keep
+def stn_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+               sigma: float | Sequence[float] = 0.5, lr: float = 1e-3, hyper_lr: float = 3e-3, train_steps: int = 5,
+               tune_steps: int = 1, label: str = "STN") -> Method:
+    """Tune ``hyper.learn`` for ``task`` with Self-Tuning Networks (``TUNERS["stn"]``).
 
+    The state's ``x`` is the response's weights w0 (started from the run's initial weights,
+    W1 = 0) and ``y`` the hyperparameters lambda, its centre. Each ``update`` is one cycle:
+    ``train_steps`` Adam steps on (w0, W1) at lambda + sigma * N(0, I), on the task's
+    minibatches (a fresh data order per cycle, drawn from the run's generator), then
+    ``tune_steps`` Adam steps on lambda against the validation loss at w0 + W1 delta, each
+    re-centring the response; every step is one gradient evaluation. The weights are trained
+    once, continuously, as STN does: the task's inner optimizer and horizon are not used.
 
-def mlp_logits(params: Params, x: torch.Tensor, keep: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, scales: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-    """Logits of an MLP with ReLU hidden layers and dropout after each (``keep`` per example or
-    scalar; None: no dropout).
-
-    With ``scales`` (one (B, out) or (out,) tensor per layer) ``params`` is the structured
-    response's phi and layer l computes x W_e^T + b_e + s_l * (x W_h^T + b_h), i.e. weights
-    W_e + diag(s_l) W_h; otherwise ``params`` is (W, b) per layer.
+    STN differentiates the training loss in lambda, so every learned name must be a loss
+    hyperparameter (``log_l2``, ``example_weights``), not an optimizer's schedule.
     """
-    step = LAYER if scales is not None else 2
-    layers = len(params) // step
-    for index in range(layers):
-        chunk = params[index * step:(index + 1) * step]
-        z = F.linear(x, chunk[0], chunk[1])
-        if scales is not None:
-            z = z + scales[index] * F.linear(x, chunk[2], chunk[3])
-        if index == layers - 1:
-            return z
-        x = torch.relu(z)
-        if keep is not None:
-            x = x * dropout_masks(tuple(x.shape), keep, generator)
-    raise ValueError("params must hold at least one layer")
+    schedules = [name for name in hyper.learn if name in SCHEDULES]
+    if schedules:
+        raise ValueError(f"STN tunes hyperparameters of the training loss, not the optimizer's schedules "
+                         f"{schedules}: learn only loss terms such as 'log_l2'")
+    stn = self_tuning(task_response(task, hyper), sigma, lr, hyper_lr, train_steps, tune_steps, limits=limits,
+                      per_example=False)
 
+    def init(x0, y0, oracle, generator):
+        state = stn.init((x0, x0.new_zeros(x0.numel(), y0.numel())), y0)
+        return TuningState(state.phi[0], state.hyper.double().cpu(), state, "start")
 
-def layer_scales(phi: Params, delta: torch.Tensor) -> list[torch.Tensor]:
-    """s_l = V_l delta per layer: (B, out) for delta (B, K), (out,) for delta (K,)."""
-    return [delta @ phi[index + 4].T for index in range(0, len(phi), LAYER)]
+    def update(state, oracle, generator):
+        batches = task.batches(int(torch.randint(2**31 - 1, (), generator=generator)), train_steps)
+        steps = iter(range(train_steps))
+        cycle = stn.update(state.stn, lambda: task.batch(batches[next(steps)]), lambda: None, generator)
+        oracle.charge(Cost(gradient_evaluations=train_steps + tune_steps))
+        extras = {"train_loss": cycle.train_loss, "hypergradient_norm2": float((cycle.hypergradient**2).sum())}
+        return TuningState(cycle.phi[0], cycle.hyper.double().cpu(), cycle, "stn", extras)
 
-
-def structured_penalty(phi: Params, scales: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Sum over layers of |W_e + diag(s) W_h|^2 (weights only), per row of the scales, from
-    |W_e|^2 + 2 s . rowdot(W_e, W_h) + s^2 . |W_h rows|^2 without forming the weights."""
-    total = 0.0
-    for index, s in zip(range(0, len(phi), LAYER), scales):
-        w_e, w_h = phi[index], phi[index + 2]
-        total = total + (w_e * w_e).sum() + (2 * s * (w_e * w_h).sum(1) + s * s * (w_h * w_h).sum(1)).sum(-1)
-    return total
-
-
-def structured_weights(phi: Params, delta: torch.Tensor) -> Params:
-    """The plain MLP's (W, b) per layer that the response gives at one delta (K,)."""
-    params = []
-    for index, s in zip(range(0, len(phi), LAYER), layer_scales(phi, delta)):
-        w_e, b_e, w_h, b_h, _ = phi[index:index + LAYER]
-        params += [w_e + s[:, None] * w_h, b_e + s * b_h]
-    return tuple(params)
-
-
-def mlp_response() -> ResponseModel:
-    """The structured best response of an MLP classifier (cross-entropy) with
-    lambda = (log weight decay, logit dropout): in every layer W(lambda) = W_e + diag(V delta) W_h,
-    b(lambda) = b_e + (V delta) * b_h (STN's "scaled" layer, affine in delta).
-
-    Training loss of example i: CE_i with dropout at rate sigmoid(lambda_i[1]) after every
-    hidden layer, plus exp(lambda_i[0]) / 2 |W(lambda_i)|^2 (weights, not biases). Validation
-    loss: mean CE at W(lambda), no dropout.
-    """
-
-    def train(phi, hyper, delta, batch, generator):
-        x, y = batch
-        lam = hyper + delta
-        scales = layer_scales(phi, delta)
-        logits = mlp_logits(phi, x, keep=torch.sigmoid(-lam[:, DROPOUT]), generator=generator, scales=scales)
-        ce = F.cross_entropy(logits, y, reduction="none")
-        return (ce + 0.5 * lam[:, DECAY].exp() * structured_penalty(phi, scales)).mean()
-
-    def val(phi, delta, batch):
-        x, y = batch
-        return F.cross_entropy(mlp_logits(phi, x, scales=layer_scales(phi, delta)), y)
-
-    def recenter(phi, shift):
-        params = list(phi)
-        for index, s in zip(range(0, len(phi), LAYER), layer_scales(phi, shift)):
-            params[index] = phi[index] + s[:, None] * phi[index + 2]
-            params[index + 1] = phi[index + 1] + s * phi[index + 3]
-        return tuple(params)
-
-    return ResponseModel(train, val, recenter)
+    return Method("stn", init, update, dict(stn.config), label)

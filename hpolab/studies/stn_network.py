@@ -16,16 +16,8 @@ from torch.nn import functional as F
 from hpolab.recorder import Recorder
 from hpolab.history import History
 from hpolab.splits import Split
-from hpolab.methods.stn import (
-    adam,
-    minibatches,
-    mlp_init,
-    mlp_logits,
-    mlp_response,
-    self_tuning,
-    structured_init,
-    structured_weights,
-)
+from hpolab.methods.stn import adam, minibatches, self_tuning
+from hpolab.methods.stn_mlp import mlp_init, mlp_logits, mlp_response, structured_init, structured_weights
 from hpolab.studies.common import StudyResult
 from hpolab.studies.stn_ridge import RidgeRun, ridge_best_response, squared_loss, travel_lr
 from hpolab.validation import check_choice, check_count, check_positive
