@@ -23,16 +23,24 @@ from hpolab.progress import progress_bar
 
 
 @torch.no_grad()
+def classification_scores(logits: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                          batch_size: int = 1000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of the classifier ``logits`` on (x, y), summed over
+    chunks of ``batch_size`` examples (the chunk size sets the summation order)."""
+    loss = correct = 0.0
+    for start in range(0, len(y), batch_size):
+        out = logits(x[start:start + batch_size])
+        loss += float(F.cross_entropy(out, y[start:start + batch_size], reduction="sum"))
+        correct += float((out.argmax(1) == y[start:start + batch_size]).sum())
+    return loss / len(y), correct / len(y)
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on (x, y), in evaluation mode."""
     model.eval()
-    loss = correct = 0.0
-    for start in range(0, len(y), batch_size):
-        logits = model(x[start:start + batch_size])
-        loss += float(F.cross_entropy(logits, y[start:start + batch_size], reduction="sum"))
-        correct += float((logits.argmax(1) == y[start:start + batch_size]).sum())
+    scores = classification_scores(model, x, y, batch_size)
     model.train()
-    return loss / len(y), correct / len(y)
+    return scores
 
 
 def fit(

@@ -13,7 +13,7 @@ from torch import nn
 from hpolab import claims
 from hpolab.data import DataNotFoundError
 from hpolab.history import History
-from hpolab.local_sgd import (BatchStreams, average, classification_loss, constant, evaluation_steps, growing,
+from hpolab.methods.local_sgd import (BatchStreams, average, classification_loss, constant, evaluation_steps, growing,
                               iid_shards, make_local_step, make_schedule, plateau, run_local_sgd, stack_weights)
 from hpolab.studies import local_sgd as study
 from hpolab.studies import local_sgd_claims as study_claims

@@ -1,7 +1,7 @@
 """Study 13: local SGD, communication rounds against local steps.
 
 P simulated workers each take H local SGD steps on their own iid shard between parameter
-averages (:mod:`hpolab.local_sgd`). For several constant periods H (H = 1 is mini-batch
+averages (:mod:`hpolab.methods.local_sgd`). For several constant periods H (H = 1 is mini-batch
 SGD with batch P b) and two growing schedules, the study records the training objective
 of the averaged model against local steps per worker (parallel steps) and against
 communication rounds, on l2-regularized logistic regression (LIBSVM a9a, w8a; the

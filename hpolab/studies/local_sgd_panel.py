@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from hpolab.history import History
-from hpolab.local_sgd import growing
+from hpolab.methods.local_sgd import growing
 from hpolab.studies.local_sgd_claims import measured
 from hpolab.studies.local_sgd_figures import AXIS_TITLES
 from hpolab.studies.local_sgd_tasks import BATCH_SIZE, LR_DECAY, LR_GRIDS, TASKS, _sizes, run_task, schedule_for

@@ -21,7 +21,7 @@ from torch import nn
 from hpolab.data import as_tensors, load_libsvm, load_mnist
 from hpolab.devices import resolve_device
 from hpolab.history import History
-from hpolab.local_sgd import growing, make_schedule, plateau, run_local_sgd
+from hpolab.methods.local_sgd import growing, make_schedule, plateau, run_local_sgd
 from hpolab.models import mlp
 from hpolab.studies.common import check_scale
 from hpolab.validation import check_choice, check_count, check_positive

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from hpolab.recorder import Recorder
+from hpolab.training import classification_scores
 from hpolab.history import History
 from hpolab.splits import Split
 from hpolab.methods.stn import adam, minibatches, self_tuning
@@ -48,16 +49,7 @@ def to_lambda(weight_decay: float, dropout: float) -> torch.Tensor:
     return torch.tensor([math.log(weight_decay), math.log(dropout / (1 - dropout))], dtype=torch.float64)
 
 
-@torch.no_grad()
-def evaluate(logits: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-             batch_size: int = 2000) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``logits`` on (x, y)."""
-    loss = correct = 0.0
-    for start in range(0, len(y), batch_size):
-        out = logits(x[start:start + batch_size])
-        loss += float(F.cross_entropy(out, y[start:start + batch_size], reduction="sum"))
-        correct += float((out.argmax(1) == y[start:start + batch_size]).sum())
-    return loss / len(y), correct / len(y)
+EVALUATION_BATCH = 2000  # examples per chunk when scoring the validation and test sets
 
 
 WARMUP_EPOCHS = 5  # the authors' CNN code trains 5 epochs before its first tuning step
@@ -201,8 +193,8 @@ def run_network(setting: NetworkSetting, data: Split, seed: int = 0, callback: C
 
     def record(step):
         weights, decay, dropout, tuned = current(step)
-        val_loss, val_acc = evaluate(lambda x: mlp_logits(weights, x), *data.val)
-        test_loss, test_acc = evaluate(lambda x: mlp_logits(weights, x), *data.test)
+        val_loss, val_acc = classification_scores(lambda x: mlp_logits(weights, x), *data.val, EVALUATION_BATCH)
+        test_loss, test_acc = classification_scores(lambda x: mlp_logits(weights, x), *data.test, EVALUATION_BATCH)
         recorder.record(step, objective=val_loss, kind="evaluation", gradient_evaluations=step + tuned,
                         train_loss=running / count if count else math.nan, val_accuracy=val_acc,
                         test_loss=test_loss, test_accuracy=test_acc, tune_step=tuned, passes=passes(step, tuned),
