@@ -58,6 +58,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 from torch import nn
 
 from hpolab.hypergrad import classification_task, schedule, train, validation_losses
@@ -242,15 +243,31 @@ def check_reference_float64() -> float:
     return relative(forward_hypergradient(task, hyper, SEED).grad, ours)
 
 
+def matmul_flops(fn) -> int:
+    """The floating-point operations of the matrix products (and convolutions) ``fn`` runs,
+    backward passes included, as torch's ``FlopCounterMode`` counts them."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def forward_vs_reference(model: str, horizon: int, k: int, repeats: int) -> dict:
-    """Check (these calls are also the warm-up), then time both."""
+    """Check (these calls are also the warm-up), count both's matrix-product flops, then time both."""
     task, hyper = make_task(model), lr_schedule(horizon, k, torch.float32)
     ours = reference_hypergradient(task, hyper, SEED)[1]
     difference = relative(forward_hypergradient(task, hyper, SEED).grad, ours)
+    flops = [matmul_flops(lambda: f(task, hyper, SEED)) for f in (forward_hypergradient, reference_hypergradient)]
     forward = best_time(lambda: forward_hypergradient(task, hyper, SEED), repeats)
     reference = best_time(lambda: reference_hypergradient(task, hyper, SEED), repeats)
     return {"model": model, "T": horizon, "K": k, "check": difference, "forward_s": forward,
-            "reference_s": reference, "ratio": forward / reference}
+            "reference_s": reference, "ratio": forward / reference, "forward_flops": flops[0],
+            "reference_flops": flops[1]}
+
+
+def gemm_rate(m: int, k: int, n: int, calls: int = 200) -> float:
+    """The GFLOP/s of one (m x k) @ (k x n) float32 product on this machine, best of three batches."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    return 2 * m * k * n / best_time(lambda: [a @ b for _ in range(calls)], 3) * calls / 1e9
 
 
 # -------------------------------------------------------------------- 2. peak memory
@@ -343,8 +360,15 @@ def main(quick: bool, plain_only: bool = False) -> None:
             assert r["check"] < 1e-4, f"float32 check failed: {r['check']:.2e}"
             print(f"   {model:3s} T={T1} K={k:2d}: check {r['check']:.1e} | forward {r['forward_s']:5.2f} s, "
                   f"reference {r['reference_s']:5.2f} s: ratio {r['ratio']:.2f}x ({verdict(r['ratio'], target)})")
+            print(f"      matrix products: {r['forward_flops'] / 1e9:.2f} / {r['reference_flops'] / 1e9:.2f} GFLOP "
+                  f"(forward / reference), run at {r['forward_flops'] / r['forward_s'] / 1e9:.0f} / "
+                  f"{r['reference_flops'] / r['reference_s'] / 1e9:.0f} GFLOP/s")
             rows.append((f"forward / FDS reference, {model} MLP, T={T1}, K={k}",
                          f"{r['forward_s']:.2f} s / {r['reference_s']:.2f} s", r["ratio"], target))
+
+    rates = {shape: gemm_rate(*shape) for shape in ((BATCH * 20, INPUTS, MODELS["57k"][0]), (BATCH, *MODELS["57k"]))}
+    print("   this machine's matrix products of the 57k MLP's shapes (K = 20 rows folded in, one row): "
+          + ", ".join(f"{'x'.join(map(str, shape))} {rate:.0f} GFLOP/s" for shape, rate in rates.items()))
 
     print(f"\n2. peak resident memory above the call's start, 57k MLP, K=5 (median of {runs} fresh processes)")
     for estimator, target in (("forward", 1.1), ("reverse", None)):
