@@ -30,6 +30,8 @@ setting.
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 
 from hpolab.hypergrad.cost import Meter
@@ -74,20 +76,28 @@ class Layout:
             term_index[self.offsets[name]:self.offsets[name] + n] = torch.arange(position, position + n)
             position += n
         self.term_index = term_index[self.order]
+        self._first, self._last, self._position = self.first.tolist(), self.last.tolist(), self.position.tolist()
+        self._rows: dict = {}
 
-    def rows(self, step: int, start: int):
-        """The rows in use at ``step`` in a chunk beginning at ``start``: a slice when contiguous."""
-        mask = (self.first <= step) & (self.last >= start)
-        index = mask.nonzero().squeeze(1)
-        if len(index) == 0 or int(index[-1]) - int(index[0]) + 1 == len(index):
-            return slice(int(index[0]) if len(index) else 0, int(index[-1]) + 1 if len(index) else 0), index
-        return index, index
+    def rows(self, step: int, start: int) -> tuple[slice | torch.Tensor, torch.Tensor, list[int]]:
+        """The rows in use at ``step`` in a chunk beginning at ``start``: (a slice when contiguous,
+        else their numbers; their numbers as a tensor; and as a list). Rows are sorted by their
+        first step, so the rows begun by ``step`` are a prefix: the answer depends on its length
+        and ``start`` only, and is worked out once per pair."""
+        key = (bisect.bisect_right(self._first, step), start)
+        if key not in self._rows:
+            members = [r for r in range(key[0]) if self._last[r] >= start]
+            index = torch.tensor(members, dtype=torch.long)
+            contiguous = not members or members[-1] - members[0] + 1 == len(members)
+            rows = slice(members[0] if members else 0, members[-1] + 1 if members else 0) if contiguous else index
+            self._rows[key] = (rows, index, members)
+        return self._rows[key]
 
     def row(self, name: str, step: int) -> int | None:
         """The row holding the value of schedule ``name`` used at ``step`` (None if not learned)."""
         if name not in self.offsets:
             return None
-        return int(self.position[self.offsets[name] + self.hyper.window_index(name, step)])
+        return self._position[self.offsets[name] + self.hyper.window_index(name, step)]
 
 
 def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, horizon: int | None = None) -> Hypergradient:
@@ -105,6 +115,8 @@ def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, ho
         dtype, device = theta.dtype, theta.device
         values = {name: value.to(device=device, dtype=dtype) for name, value in hyper.values.items()}
         terms = {name: value for name, value in values.items() if name not in SCHEDULES}
+        scalars = {name: values[name].unbind() for name in SCHEDULES}  # each window's value, indexed without an op
+        floats = {name: values[name].tolist() for name in SCHEDULES}
         learned_terms = torch.cat([terms[n].reshape(-1) for n in layout.loss_terms]) if layout.loss_terms else None
         Z = torch.zeros(layout.size, theta.numel(), dtype=dtype, device=device)
         C = torch.zeros_like(Z)
@@ -114,18 +126,20 @@ def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, ho
         watch = Watch()
         start = 0
         for t in range(T):
-            rows, index = layout.rows(t, start)
-            alpha, beta, xi = (values[name][hyper.window_index(name, t)] for name in SCHEDULES)
+            rows, index, members = layout.rows(t, start)
+            window = {name: hyper.window_index(name, t) for name in SCHEDULES}
+            alpha, beta, xi = (scalars[name][window[name]] for name in SCHEDULES)
             grad, dgrad, loss = _gradient_and_tangents(task, theta, task.batch(batches[t]), terms, learned_terms,
                                                        layout, Z[rows], index)
             meter.gradient_evaluations += 1
             meter.hvp_evaluations += len(index)
             new_velocity = beta * velocity + grad + xi * theta
-            dC = C[rows].mul_(beta).add_(dgrad).add_(Z[rows], alpha=float(xi))  # C' = beta C + dg + xi Z
-            _add_to_row(dC, index, layout.row("momentum", t), velocity)
-            _add_to_row(dC, index, layout.row("weight_decay", t), theta)
-            dZ = Z[rows].sub_(dC, alpha=float(alpha))  # Z' = Z - alpha C'
-            _add_to_row(dZ, index, layout.row("lr", t), -new_velocity)
+            # C' = beta C + dg + xi Z, then Z' = Z - alpha C' (and the rows of this step's values)
+            dC = C[rows].mul_(beta).add_(dgrad).add_(Z[rows], alpha=floats["weight_decay"][window["weight_decay"]])
+            _add_to_row(dC, members, layout.row("momentum", t), velocity)
+            _add_to_row(dC, members, layout.row("weight_decay", t), theta)
+            dZ = Z[rows].sub_(dC, alpha=floats["lr"][window["lr"]])
+            _add_to_row(dZ, members, layout.row("lr", t), -new_velocity)
             if isinstance(rows, torch.Tensor):  # gathered copies: write them back
                 C[rows], Z[rows] = dC, dZ
             theta, velocity = theta - alpha * new_velocity, new_velocity
@@ -175,13 +189,10 @@ def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_a
     return grad, dgrad, loss.detach()
 
 
-def _add_to_row(tangent: torch.Tensor, active: torch.Tensor, row: int | None, vector: torch.Tensor) -> None:
-    """tangent[row] += vector, where ``tangent`` holds the rows numbered ``active``."""
-    if row is None:
-        return
-    found = (active == row).nonzero()
-    if len(found):
-        tangent[int(found[0])] += vector
+def _add_to_row(tangent: torch.Tensor, members: list[int], row: int | None, vector: torch.Tensor) -> None:
+    """tangent[row] += vector, where ``tangent`` holds the rows numbered ``members`` (in order)."""
+    if row is not None and row in members:
+        tangent[members.index(row)] += vector
 
 
 def forward_mode() -> Estimator:
