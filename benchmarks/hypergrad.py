@@ -22,7 +22,10 @@ Four claims of ``hpolab.hypergrad`` are measured, each against a target:
    data order and activate the same columns (a column from the first step that uses its
    learning rate on; before that it is zero). Their hypergradients are checked to agree
    (float64 on a tiny setting, float32 at the timed setting) before anything is timed.
-   Target: forward / reference <= 1.0 at K = 5 and <= 0.5 at K = 20.
+   Target: forward / reference <= 1.0 at K = 5 and <= 0.5 at K = 20. Beside each ratio: the
+   matrix-product flops of both (torch's ``FlopCounterMode``, backward passes included; they
+   are the same) and the rate each runs them at, and this machine's rate for single products
+   of the 57k MLP's shapes, so that a ratio can be read against the arithmetic.
 2. **Forward mode's memory does not grow with T.** Peak resident memory of one call at
    T = 2000 over T = 200 (target <= 1.1), with reverse mode's (which stores the unrolled
    run, so it grows with T) beside it. Each configuration runs in fresh subprocesses
