@@ -25,7 +25,7 @@ from hpolab.history import COUNTERS, History
 from hpolab.hypergrad import Hyperparameters, InnerTask, per_entry, sign_descent, train
 from hpolab.hypergrad.outer import OuterUpdate
 from hpolab.hypergrad.result import Estimator
-from hpolab.methods.hypergradient_tuning import hypergradient_tuning
+from hpolab.methods.hypergradient_tuning import hypergradient_tuning, tuning_step
 from hpolab.problems.tuning import classification_metrics, hyperparameter_names
 from hpolab.progress import progress_bar
 from hpolab.protocol import Cost, Method
@@ -50,7 +50,7 @@ def fds_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tens
 
     ``gamma`` is the first step: one value, a flat tensor, or a dict by hyperparameter name.
     This is :func:`~hpolab.methods.hypergradient_tuning` with FDS's outer update; :func:`learn`
-    drives the same step for the studies and adds what the paper leaves open (recovery from a
+    drives the same step (:func:`~hpolab.methods.hypergradient_tuning.tuning_step`) for the studies and adds what the paper leaves open (recovery from a
     failed training, a stop at convergence, a cache per outer step, a final plain training).
     """
     steps = per_entry(hyper, gamma, "gamma")
@@ -218,19 +218,16 @@ def _outer_step(task, hyper, estimator, outer, state, k, last, seed, metrics, na
     After a run that trained (``trained_once``), a run that did not (:func:`stalled`) is marked
     ``kind="stalled"`` (:func:`learn` decides whether its hypergradient step is kept)."""
     start = time.perf_counter()
-    current = hyper.with_flat(state.h)
     inner_seed = run_seed(seed, k)
     if last:
-        trained = train(task, current, inner_seed)
+        trained = train(task, hyper.with_flat(state.h), inner_seed)
         theta, diverged, why = trained.theta, trained.diverged, trained.message
         cost = Cost(gradient_evaluations=trained.steps)
         loss = float(task.val_loss(theta)) if not diverged else math.nan
         next_state, norm2 = state, math.nan
     else:
-        result = estimator(task, current, inner_seed)
-        theta, diverged, why, loss = result.theta, result.diverged, result.message, result.loss
-        cost = result.cost
-        next_state = state if diverged else outer.update(state, result.grad)
+        result, next_state = tuning_step(estimator, task, hyper, outer, state, inner_seed)
+        theta, diverged, why, loss, cost = result.theta, result.diverged, result.message, result.loss, result.cost
         norm2 = math.nan if diverged else float((result.grad ** 2).sum())
     dead, untrained = (False, math.nan) if diverged else stalled(task, loss, inner_seed)
     if dead and trained_once:

@@ -31,6 +31,21 @@ class TuningState(NamedTuple):
     extras: dict = {}  # recorded in the history: the hypergradient's squared norm
 
 
+def tuning_step(estimator: Estimator, task: InnerTask, hyper: Hyperparameters, outer: OuterUpdate, state: OuterState,
+                seed: int, generator: torch.Generator | None = None) -> tuple[Hypergradient, OuterState]:
+    """One outer step of gradient-based tuning: train once at ``state.h`` through ``estimator``
+    with the inner run's ``seed`` and let ``outer`` move the hyperparameters (the state is kept
+    when the training diverged: there is no hypergradient). ``generator`` goes to an estimator
+    that draws (the zeroth-order one). :func:`hypergradient_tuning`'s update and FDS's studies
+    (:func:`hpolab.methods.fds.learn`) both step through here."""
+    current = hyper.with_flat(state.h)
+    if generator is not None and takes_generator(estimator):
+        result = estimator(task, current, seed, generator=generator)
+    else:
+        result = estimator(task, current, seed)
+    return result, state if result.diverged else outer.update(state, result.grad)
+
+
 def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters,
                          limits: tuple[torch.Tensor, torch.Tensor] | None = None, *,
                          estimator: str | Estimator = "forward", outer: OuterUpdate | None = None, lr: float = 0.05,
@@ -60,7 +75,6 @@ def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters,
     elif estimator_settings:
         raise ValueError(f"estimator settings {sorted(estimator_settings)} need an estimator given by name")
     outer = gradient_descent(lr, limits) if outer is None else outer
-    extra = takes_generator(estimator)
 
     def init(x0, y0, oracle, generator):
         state = outer.init(y0)
@@ -68,16 +82,12 @@ def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters,
 
     def update(state, oracle, generator):
         run_seed = seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
-        if extra:
-            result = estimator(task, hyper.with_flat(state.y), run_seed, generator=generator)
-        else:
-            result = estimator(task, hyper.with_flat(state.y), run_seed)
+        result, stepped = tuning_step(estimator, task, hyper, outer, state.outer, run_seed, generator)
         oracle.charge(result.cost)
-        theta = result.theta if result.theta is not None else torch.full_like(state.x, float("nan"))
         if result.diverged:
             return state._replace(x=torch.full_like(state.x, float("nan")), last=result, kind="diverged",
                                   message=result.message)
-        stepped = outer.update(state.outer, result.grad)
+        theta = result.theta if result.theta is not None else torch.full_like(state.x, float("nan"))
         extras = {"hypergradient_norm2": float((result.grad**2).sum())}
         return TuningState(theta, stepped.h, stepped, result, "hypergradient", extras=extras)
 
