@@ -344,9 +344,9 @@ def stn_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tens
         return TuningState(state.phi[0], state.hyper.double().cpu(), state, "start")
 
     def update(state, oracle, generator):
-        batches = task.batches(int(torch.randint(2**31 - 1, (), generator=generator)), train_steps)
-        steps = iter(range(train_steps))
-        cycle = stn.update(state.stn, lambda: task.batch(batches[next(steps)]), lambda: None, generator)
+        order = iter(task.batches(int(torch.randint(2**31 - 1, (), generator=generator)), train_steps))
+        # a tuning step's validation loss is the task's, on its whole validation set: no batch
+        cycle = stn.update(state.stn, lambda: task.batch(next(order)), lambda: None, generator)
         oracle.charge(Cost(gradient_evaluations=train_steps + tune_steps))
         extras = {"train_loss": cycle.train_loss, "hypergradient_norm2": float((cycle.hypergradient**2).sum())}
         return TuningState(cycle.phi[0], cycle.hyper.double().cpu(), cycle, "stn", extras)
