@@ -15,6 +15,7 @@ import time
 
 import nbformat
 import papermill
+from jupyter_client.manager import AsyncKernelManager
 
 from hpolab.claims import write_run_record
 from hpolab.progress import relay
@@ -30,6 +31,20 @@ def notebooks_dir() -> Path:
 def runs_dir() -> Path:
     """``$HPOLAB_RUNS`` if set, else ``runs/`` in the current directory."""
     return Path(os.environ.get("HPOLAB_RUNS", "runs"))
+
+
+def kernel_output_to(log: Path) -> type[AsyncKernelManager]:
+    """A kernel manager whose kernel writes its process-level output to ``log`` instead of this
+    terminal. Cells' output still comes back through papermill; what lands in ``log`` is what
+    the kernel process itself prints (a C library's last words when the kernel is stopped, a
+    crash's message), which would otherwise break the one-line errors of ``hpolab run``."""
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            with open(log, "ab") as handle:  # the kernel holds its own copy of the descriptor
+                return await super().start_kernel(**{"stdout": handle, "stderr": handle, **kw})
+
+    return KernelManager
 
 
 def available() -> dict[str, Path]:
@@ -146,6 +161,7 @@ def execute(name: str, values: dict | None = None, scale: str | None = None, out
             papermill.execute_notebook(str(path), str(executed), parameters=values, kernel_name="python3",
                                        cwd=str(path.parent), progress_bar=False,
                                        extra_arguments=["--log-level=CRITICAL"],  # the kernel's own log lines
+                                       kernel_manager_class=kernel_output_to(folder / "kernel.log"),
                                        stdout_file=sys.stdout if progress else None,
                                        stderr_file=sys.stderr if progress else None)
     except papermill.PapermillExecutionError as error:
