@@ -13,7 +13,8 @@ Eq. 3-4, for every hyperparameter at once)
 where e_alpha marks the row of the learning-rate value used at this step (likewise beta,
 xi). Rather than one double-backward Hessian-vector product per row (the official FDS
 code), each step makes one gradient with ``create_graph=True`` and one *batched*
-double-backward (``is_grads_batched=True``) for all rows at once; the mixed term rides in
+double-backward (``is_grads_batched=True``) for all rows at once (a plain one for a single
+row, where vmap's set-up costs more than it saves); the mixed term rides in
 the same backward, since d/dtheta (dL/dlambda . e) = d g / d lambda e by symmetry. A row
 joins from the first step that uses its value (it is zero before).
 
@@ -181,8 +182,12 @@ def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_a
             basis[rows, entries[rows]] = 1.0
             outputs.append(grads[1])
             tangents.append(basis)
-        (dgrad,) = torch.autograd.grad(outputs, theta, grad_outputs=tangents, is_grads_batched=True,
-                                       allow_unused=True)
+        if len(active) == 1:  # one row (the first window; greedy H = 1): vmap's set-up would cost more
+            (dgrad,) = torch.autograd.grad(outputs, theta, grad_outputs=[t[0] for t in tangents], allow_unused=True)
+            dgrad = None if dgrad is None else dgrad.unsqueeze(0)
+        else:
+            (dgrad,) = torch.autograd.grad(outputs, theta, grad_outputs=tangents, is_grads_batched=True,
+                                           allow_unused=True)
     if dgrad is None:
         dgrad = torch.zeros_like(Z_active)
     grad, dgrad = task.clip_with_tangents(grad.detach(), dgrad.detach())
