@@ -39,7 +39,7 @@ from hpolab.hypergrad.cost import Meter
 from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
 from hpolab.hypergrad.result import Estimator, Hypergradient, diverged_result, validation_gradient
 from hpolab.hypergrad.task import InnerTask
-from hpolab.hypergrad.unroll import Watch
+from hpolab.hypergrad.unroll import Watch, loss_terms
 from hpolab.validation import check_count
 
 
@@ -68,7 +68,7 @@ class Layout:
         self.order = torch.argsort(first, stable=True)  # row r holds h[order[r]]
         self.position = torch.empty_like(self.order)
         self.position[self.order] = torch.arange(self.size)
-        self.first, self.last = first[self.order], torch.cat(lasts)[self.order]
+        self.first, self.last = first[self.order].tolist(), torch.cat(lasts)[self.order].tolist()  # by row
         self.loss_terms = [name for name in hyper.learn if name not in SCHEDULES]
         term_index = torch.full((self.size,), -1)  # a loss term's entry of h -> its entry in the flat terms
         position = 0
@@ -77,7 +77,7 @@ class Layout:
             term_index[self.offsets[name]:self.offsets[name] + n] = torch.arange(position, position + n)
             position += n
         self.term_index = term_index[self.order]
-        self._first, self._last, self._position = self.first.tolist(), self.last.tolist(), self.position.tolist()
+        self._position = self.position.tolist()  # row() reads it at every step: without a tensor op
         self._rows: dict = {}
 
     def rows(self, step: int, start: int) -> tuple[slice | torch.Tensor, torch.Tensor, list[int]]:
@@ -85,9 +85,9 @@ class Layout:
         else their numbers; their numbers as a tensor; and as a list). Rows are sorted by their
         first step, so the rows begun by ``step`` are a prefix: the answer depends on its length
         and ``start`` only, and is worked out once per pair."""
-        key = (bisect.bisect_right(self._first, step), start)
+        key = (bisect.bisect_right(self.first, step), start)
         if key not in self._rows:
-            members = [r for r in range(key[0]) if self._last[r] >= start]
+            members = [r for r in range(key[0]) if self.last[r] >= start]
             index = torch.tensor(members, dtype=torch.long)
             contiguous = not members or members[-1] - members[0] + 1 == len(members)
             rows = slice(members[0] if members else 0, members[-1] + 1 if members else 0) if contiguous else index
@@ -115,7 +115,7 @@ def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, ho
         layout = Layout(hyper)
         dtype, device = theta.dtype, theta.device
         values = {name: value.to(device=device, dtype=dtype) for name, value in hyper.values.items()}
-        terms = {name: value for name, value in values.items() if name not in SCHEDULES}
+        terms = loss_terms(values)
         scalars = {name: values[name].unbind() for name in SCHEDULES}  # each window's value, indexed without an op
         floats = {name: values[name].tolist() for name in SCHEDULES}
         learned_terms = torch.cat([terms[n].reshape(-1) for n in layout.loss_terms]) if layout.loss_terms else None

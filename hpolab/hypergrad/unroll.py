@@ -45,7 +45,7 @@ def step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, t
     update = update_function(task, hyper, dtype, values_of)
 
     def sgd_step(theta, velocity, h, t, batch):
-        grad, loss = gradient(theta, batch, _loss_terms(values_of(h)))
+        grad, loss = gradient(theta, batch, loss_terms(values_of(h)))
         theta, velocity = update(theta, velocity, task.clip(grad), h, t)
         return theta, velocity, loss
 
@@ -64,7 +64,7 @@ def batched_step_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.
     update = update_function(task, hyper, dtype, values_of)
 
     def loss(theta, h, batch):
-        return task.train_loss(theta, batch, _loss_terms(values_of(h)))
+        return task.train_loss(theta, batch, loss_terms(values_of(h)))
 
     def clipped_update(theta, velocity, grad, h, t):
         return update(theta, velocity, task.clip(grad), h, t)
@@ -125,16 +125,16 @@ def _values(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype, memoize
     return values_of
 
 
-def _loss_terms(values: dict) -> dict:
+def loss_terms(values: dict) -> dict:
     """The hyperparameters that enter the training loss (every one but the optimizer's schedules)."""
     return {name: value for name, value in values.items() if name not in SCHEDULES}
 
 
-def loss_terms(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> Callable:
+def loss_terms_of(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype) -> Callable:
     """``h -> {name: value}``: the hyperparameters that enter ``task``'s training loss, the
     constants and h's learned ones (a tuner that differentiates the loss itself, such as STN)."""
     values_of = _values(task, hyper, dtype)
-    return lambda h: _loss_terms(values_of(h))
+    return lambda h: loss_terms(values_of(h))
 
 
 def update_function(task: InnerTask, hyper: Hyperparameters, dtype: torch.dtype,

@@ -26,7 +26,7 @@ from hpolab.hypergrad.cost import Meter
 from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
 from hpolab.hypergrad.result import Estimator, Hypergradient, diverged_result, validation_gradient
 from hpolab.hypergrad.task import InnerTask
-from hpolab.hypergrad.unroll import Watch, update_function
+from hpolab.hypergrad.unroll import Watch, loss_terms, update_function
 
 
 def unrolled_forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int) -> Hypergradient:
@@ -95,8 +95,7 @@ def _gradient_and_tangents(task, hyper, theta, h, constants, batch, Z, basis):
     flat = h.detach().requires_grad_()
     with torch.enable_grad():
         values = {**constants, **hyper.unpack(flat)}
-        terms = {name: value for name, value in values.items() if name not in SCHEDULES}
-        loss = task.train_loss(theta, batch, terms)
+        loss = task.train_loss(theta, batch, loss_terms(values))
         grad, grad_h = torch.autograd.grad(loss, [theta, flat], create_graph=True, allow_unused=True)
         outputs, tangents = [grad], [Z]
         if grad_h is not None and grad_h.requires_grad:

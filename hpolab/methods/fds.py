@@ -50,8 +50,9 @@ def fds_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tens
 
     ``gamma`` is the first step: one value, a flat tensor, or a dict by hyperparameter name.
     This is :func:`~hpolab.methods.hypergradient_tuning` with FDS's outer update; :func:`learn`
-    drives the same step (:func:`~hpolab.methods.hypergradient_tuning.tuning_step`) for the studies and adds what the paper leaves open (recovery from a
-    failed training, a stop at convergence, a cache per outer step, a final plain training).
+    drives the same step (:func:`~hpolab.methods.hypergradient_tuning.tuning_step`) for the
+    studies and adds what the paper leaves open (recovery from a failed training, a stop at
+    convergence, a cache per outer step, a final plain training).
     """
     steps = per_entry(hyper, gamma, "gamma")
     method = hypergradient_tuning(task, hyper, limits, estimator=estimator, outer=sign_descent(steps, limits),

@@ -35,14 +35,14 @@ def tuning_step(estimator: Estimator, task: InnerTask, hyper: Hyperparameters, o
                 seed: int, generator: torch.Generator | None = None) -> tuple[Hypergradient, OuterState]:
     """One outer step of gradient-based tuning: train once at ``state.h`` through ``estimator``
     with the inner run's ``seed`` and let ``outer`` move the hyperparameters (the state is kept
-    when the training diverged: there is no hypergradient). ``generator`` goes to an estimator
-    that draws (the zeroth-order one). :func:`hypergradient_tuning`'s update and FDS's studies
+    when the training diverged: there is no hypergradient). ``generator``, when given, goes to
+    the estimator: give it to one that draws (the zeroth-order one, see ``takes_generator``). :func:`hypergradient_tuning`'s update and FDS's studies
     (:func:`hpolab.methods.fds.learn`) both step through here."""
     current = hyper.with_flat(state.h)
-    if generator is not None and takes_generator(estimator):
-        result = estimator(task, current, seed, generator=generator)
-    else:
+    if generator is None:
         result = estimator(task, current, seed)
+    else:
+        result = estimator(task, current, seed, generator=generator)
     return result, state if result.diverged else outer.update(state, result.grad)
 
 
@@ -75,6 +75,7 @@ def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters,
     elif estimator_settings:
         raise ValueError(f"estimator settings {sorted(estimator_settings)} need an estimator given by name")
     outer = gradient_descent(lr, limits) if outer is None else outer
+    draws = takes_generator(estimator)
 
     def init(x0, y0, oracle, generator):
         state = outer.init(y0)
@@ -82,7 +83,8 @@ def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters,
 
     def update(state, oracle, generator):
         run_seed = seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
-        result, stepped = tuning_step(estimator, task, hyper, outer, state.outer, run_seed, generator)
+        result, stepped = tuning_step(estimator, task, hyper, outer, state.outer, run_seed,
+                                      generator if draws else None)
         oracle.charge(result.cost)
         if result.diverged:
             return state._replace(x=torch.full_like(state.x, float("nan")), last=result, kind="diverged",

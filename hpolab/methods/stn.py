@@ -60,7 +60,7 @@ from torch.optim.adam import adam as torch_adam
 
 from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
 from hpolab.hypergrad.task import InnerTask
-from hpolab.hypergrad.unroll import loss_terms
+from hpolab.hypergrad.unroll import loss_terms_of
 from hpolab.protocol import Cost, Method
 from hpolab.validation import check_count, check_positive
 
@@ -299,7 +299,7 @@ def task_response(task: InnerTask, hyper: Hyperparameters) -> ResponseModel:
     learned loss hyperparameters. The task's training loss is a batch's mean (or sum), so the
     batch shares one perturbation (``self_tuning(per_example=False)``): per-example draws would
     need a weight vector per example."""
-    terms = loss_terms(task, hyper, task.init(0).dtype)
+    terms = loss_terms_of(task, hyper, task.init(0).dtype)
 
     def train(phi, hyper_rows, delta, batch, generator):
         w0, w1 = phi
