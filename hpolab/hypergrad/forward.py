@@ -161,7 +161,12 @@ def forward_hypergradient(task: InnerTask, hyper: Hyperparameters, seed: int, ho
 def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_active, active):
     # Z_active: the tangent rows in use; active: their row numbers
     """(g, dg for the active rows, loss): one gradient with its graph, one batched double-backward;
-    with the task's clamp, g clamped and dg zeroed where it clamps (``task.clip_with_tangents``)."""
+    with the task's clamp, g clamped and dg zeroed where it clamps (``task.clip_with_tangents``).
+    A task with closed-form tangents (a plain MLP) gives them when no loss term is learned."""
+    if task.tangents is not None and learned_terms is None and len(active) > 0:
+        loss, grad, dgrad = task.tangents(theta.detach(), batch, terms, Z_active)
+        grad, dgrad = task.clip_with_tangents(grad, dgrad)
+        return grad, dgrad, loss
     theta = theta.detach().requires_grad_()
     with torch.enable_grad():
         if learned_terms is not None:

@@ -26,6 +26,7 @@ from torch.func import functional_call, replace_all_batch_norm_modules_
 from torch.nn import functional as F
 
 from hpolab.hypergrad.direct import direct_layers, run_direct
+from hpolab.hypergrad.mlp_tangents import cross_entropy_tangents, mlp_layers
 from hpolab.seeding import global_seed
 
 
@@ -70,6 +71,7 @@ class FlatModel:
         # without tied weights functional_call may skip its per-call search for them
         self.tied = len(list(module.named_parameters(remove_duplicate=False))) != len(self.names)
         self.layers = direct_layers(module) if not self.buffers and not self.tied else None
+        self.mlp = mlp_layers(module) if self.layers is not None else None  # closed-form H Z (mlp_tangents)
 
     @property
     def size(self) -> int:
@@ -119,6 +121,10 @@ class InnerTask:
         training gradient is clamped to [-c, c] before the optimizer's update (weight decay is
         added after it), as the FDS authors' code does (``clamp_grads_range``). Every
         estimator differentiates the clamped step: a clamped coordinate's tangent is 0.
+      tangents: None, or ``(theta, batch, terms, Z) -> (loss, g, H Z)``: the training gradient
+        and the Hessian times the rows of Z in closed form, which forward mode uses instead of a
+        double-backward when no loss hyperparameter is learned (a plain MLP's cross-entropy,
+        :mod:`hpolab.hypergrad.mlp_tangents`).
     """
 
     name: str
@@ -130,6 +136,7 @@ class InnerTask:
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     optimizer: Adam | None = None
     grad_clip: float | None = None
+    tangents: Callable | None = None
 
     def __post_init__(self):
         clip = self.grad_clip
@@ -239,6 +246,11 @@ def classification_task(
     def val_loss(theta):
         return F.cross_entropy(flat(theta, x_val), y_val)
 
+    def tangents(theta, batch, terms, Z):
+        x, y, _ = batch
+        return cross_entropy_tangents(flat.mlp, flat.sizes, flat.shapes, theta, x, y, Z,
+                                      terms["log_l2"] if l2_term else None)
+
     return InnerTask(
         name=name,
         init=lambda seed: flat.init(seed, dtype, device),
@@ -249,6 +261,7 @@ def classification_task(
         predict=flat,
         optimizer=optimizer,
         grad_clip=grad_clip,
+        tangents=tangents if flat.mlp is not None and groups is None else None,
     )
 
 
