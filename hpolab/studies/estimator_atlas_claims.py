@@ -37,7 +37,7 @@ def slope(result, family: str, axis: str, label: str, metric: str) -> float:
 
 
 def _fmt(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.2f}"
+    return "n/a" if math.isnan(value) else f"{round(value, 2) + 0.0:.2f}"  # + 0.0: no "-0.00"
 
 
 def check_reverse_memory_grows(result) -> claims.Verdict:
