@@ -17,9 +17,10 @@ for all K rows at once (``R{u}`` has a leading dimension K):
         d_{l-1} = (d W_l) f'(s_{l-1})        R{d_{l-1}} = (R{d} W_l + d dW_l) f'(s_{l-1}) + (d W_l) f''(s_{l-1}) R{s_{l-1}}
 
 where (dW_l, db_l) are a tangent row's entries for layer l. H Z is (R{g_W}, R{g_b}) row by
-row: the same numbers as the double-backward up to floating-point order, in 0.52-0.58 of its
-time on a 57k-weight MLP (K = 5-20) and 0.42 on a 7k one (benchmarks/hypergrad.py). A fixed
-L2 term e^lambda |theta|^2 adds 2 e^lambda theta to g and 2 e^lambda Z to H Z.
+row: the same numbers as the double-backward up to floating-point order and the same
+matrix-product flops, a whole forward-mode run in 0.48-0.72 of its time on the benchmark's
+7k- and 57k-weight MLPs (benchmarks/hypergrad.py). A fixed L2 term e^lambda |theta|^2 adds
+2 e^lambda theta to g and 2 e^lambda Z to H Z.
 
 :func:`mlp_layers` says whether a module is such an MLP: an ``nn.Sequential`` of Linear
 layers and Tanh, ReLU, Sigmoid or Identity activations, after at most one leading
