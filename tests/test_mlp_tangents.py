@@ -103,3 +103,10 @@ def test_forward_mode_with_the_closed_form_equals_the_double_backward(horizon, s
 
 def test_tasks_with_example_weights_use_the_double_backward():
     assert task_with(example_groups=torch.arange(48) % 3).tangents is None
+
+
+def test_unflattened_examples_with_more_than_one_axis_use_the_double_backward():
+    module = nn.Sequential(nn.Linear(3, 3))
+    assert classification_task(module, images(8, 1), images(4, 2), dtype=torch.float64).tangents is None
+    flattened = nn.Sequential(nn.Flatten(), nn.Linear(6, 3))
+    assert classification_task(flattened, images(8, 1), images(4, 2), dtype=torch.float64).tangents is not None

@@ -246,6 +246,10 @@ def classification_task(
     def val_loss(theta):
         return F.cross_entropy(flat(theta, x_val), y_val)
 
+    # the closed form takes an example as a row (or flattens it first), and unweighted examples
+    closed_form = (flat.mlp is not None and groups is None
+                   and (x_train.dim() == 2 or flat.mlp[0][0] == "flatten"))
+
     def tangents(theta, batch, terms, Z):
         x, y, _ = batch
         return cross_entropy_tangents(flat.mlp, flat.sizes, flat.shapes, theta, x, y, Z,
@@ -261,7 +265,7 @@ def classification_task(
         predict=flat,
         optimizer=optimizer,
         grad_clip=grad_clip,
-        tangents=tangents if flat.mlp is not None and groups is None else None,
+        tangents=tangents if closed_form else None,
     )
 
 
