@@ -52,7 +52,7 @@ def test_smoke_notebooks_passed(check):
 def test_estimators_agree_cpu_against_cpu(check):
     rows = json.loads((check[1] / "gpu_check.json").read_text())["sections"]["estimators"]["rows"]
     compared = {row["estimator"]: row for row in rows if row["status"] != "info"}
-    assert set(compared) == {"forward", "reverse", "zeroth-order", "implicit"}
+    assert set(compared) == {"forward", "forward, double-backward", "reverse", "zeroth-order", "implicit"}
     for row in compared.values():
         assert row["dtype"] == "float64"
         assert row["max_rel_error"] <= row["tolerance"]
