@@ -6,7 +6,7 @@ extracts the numbers from histories (tested on its own), and one that draws them
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import warnings
 
@@ -103,39 +103,45 @@ def objective_figure(
     return figure
 
 
-def final_values(histories: Sequence[History], by: str = "p", y: str = "best_objective") -> pd.DataFrame:
-    """Per problem, method and value of ``by``: the mean over seeds of y at the end of each
-    run (runs without ``by`` in their config, such as the alternating baselines, get NaN)."""
+def final_values(histories: Sequence[History], by: str = "p", y: str = "best_objective",
+                 line: Callable[[History], str] | None = None) -> pd.DataFrame:
+    """Per problem, line and value of ``by``: the mean over seeds of y at the end of each run
+    (runs without ``by`` in their config, such as the alternating baselines, get NaN). A run's
+    ``line`` is its method, or what ``line(history)`` names it (a variant of a method)."""
     rows = [
-        (h.problem, h.method, h.label, h.config.get(by, np.nan), h.seed, float(h.frame[y].iloc[-1]))
+        (h.problem, h.method if line is None else line(h), h.label, h.config.get(by, np.nan), h.seed,
+         float(h.frame[y].iloc[-1]))
         for h in histories
     ]
-    frame = pd.DataFrame(rows, columns=["problem", "method", "label", by, "seed", y])
-    keys = ["problem", "method", by]
-    grouped = frame.groupby(keys, dropna=False, sort=False)
+    frame = pd.DataFrame(rows, columns=["problem", "line", "label", by, "seed", y])
+    grouped = frame.groupby(["problem", "line", by], dropna=False, sort=False)
     summary = grouped.agg(label=("label", "first"), mean=(y, "mean"), low=(y, "min"), high=(y, "max"),
                           runs=(y, "size"))
     return summary.reset_index()
 
 
-def sweep_figure(histories: Sequence[History], by: str = "p", y: str = "best_objective", title: str | None = None) -> go.Figure:
-    """Final y against ``by`` (one line per method); methods without ``by`` are drawn as
-    horizontal reference lines."""
-    data = final_values(histories, by=by, y=y)
+def sweep_figure(histories: Sequence[History], by: str = "p", y: str = "best_objective", title: str | None = None,
+                 line: Callable[[History], str] | None = None, x_title: str | None = None) -> go.Figure:
+    """Final y against ``by``, one line per method (or per ``line(history)``, see
+    :func:`final_values`) with bars from the best to the worst seed; lines without ``by`` are
+    drawn as dashed horizontal references at their mean."""
+    data = final_values(histories, by=by, y=y, line=line)
     figure = go.Figure()
-    for i, (method, line) in enumerate(data.groupby("method", sort=False)):
+    for i, (name, part) in enumerate(data.groupby("line", sort=False)):
         color = PALETTE[i % len(PALETTE)]
-        if line[by].isna().all():
-            figure.add_hline(y=float(line["mean"].iloc[0]), line_dash="dash", line_color=color,
-                             annotation_text=str(line["label"].iloc[0]), annotation_position="top left")
+        label = name.upper() if line is None else name
+        if part[by].isna().all():
+            figure.add_hline(y=float(part["mean"].mean()), line_dash="dash", line_color=color,
+                             annotation_text=str(part["label"].iloc[0]) if line is None else name,
+                             annotation_position="top left")
             continue
-        line = line.sort_values(by)
+        part = part.sort_values(by)
         figure.add_trace(go.Scatter(
-            x=line[by], y=line["mean"], name=method.upper(), mode="lines+markers", line={"color": color},
-            error_y={"type": "data", "symmetric": False, "array": line["high"] - line["mean"],
-                     "arrayminus": line["mean"] - line["low"]},
+            x=part[by], y=part["mean"], name=label, mode="lines+markers", line={"color": color},
+            error_y={"type": "data", "symmetric": False, "array": part["high"] - part["mean"],
+                     "arrayminus": part["mean"] - part["low"]},
         ))
-    figure.update_layout(title=title, xaxis_title=by, yaxis_title=f"{y.replace('_', ' ')} at the end",
+    figure.update_layout(title=title, xaxis_title=x_title or by, yaxis_title=f"{y.replace('_', ' ')} at the end",
                          yaxis_type="log", template="plotly_white")
     return figure
 

@@ -5,13 +5,12 @@
 
 Every run lives in ``runs/sweeps/<notebook>/<key>/``, where ``key`` hashes the notebook's
 name, its code cells, the library's code (every ``.py`` under ``hpolab/``), the scale and
-every parameter (defaults filled in), and holds a
-``status.json`` (``finished``, or ``failed`` with the error; ``running`` or ``interrupted``
-while not done; the parameters, the timing). A finished run is never recomputed, so
-running the same command again after an interruption resumes the sweep; a failed one is
-retried only when asked
-(``retry_failed``). The last sweep of each notebook is listed in
-``runs/sweeps/<notebook>/sweep.json``, which :func:`hpolab.sweep_report.write_report` reads.
+every parameter (defaults filled in), and holds a ``status.json`` (``finished``, or
+``failed`` with the error; ``running`` or ``interrupted`` while not done; the parameters, the
+timing). A finished run is never recomputed, so running the same command again after an
+interruption resumes the sweep; a failed one is retried only when asked (``retry_failed``).
+The last sweep of each notebook is listed in ``runs/sweeps/<notebook>/sweep.json``, which
+:func:`hpolab.sweep_report.write_report` reads.
 
 Runs go to a local process pool (:func:`run_local`) or to a Dask cluster
 (:func:`connect`, :func:`run_dask`); both hand each run to :func:`execute_run`.

@@ -31,12 +31,6 @@ def mean_interval(values) -> tuple[float, float]:
     return float(values.mean()), float(half)
 
 
-def rounded(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """A copy with every float rounded to ``digits`` significant digits, so that printed
-    tables are stable across machines (nbval compares them)."""
-    return frame.apply(lambda column: column.map(lambda v: significant(v, digits)) if column.dtype.kind == "f" else column)
-
-
 def show(frame: pd.DataFrame, digits: int = 3) -> None:
     """Print the table as plain text, floats to ``digits`` significant digits in their
     shortest form (what nbval compares)."""

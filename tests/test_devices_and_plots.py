@@ -7,7 +7,7 @@ import torch
 
 from hpolab import History, available_devices, make_generator, resolve_device
 from hpolab.plots import curves, final_values, objective_figure, sweep_figure
-from hpolab.tables import rounded, significant
+from hpolab.tables import significant
 
 
 def test_auto_device_is_first_gpu_or_cpu():
@@ -66,8 +66,6 @@ def test_figures_have_one_line_per_label():
 def test_significant_rounding_keeps_three_digits():
     assert significant(123456.0) == 123000.0
     assert significant(0.00123456) == 0.00123
-    frame = rounded(pd.DataFrame({"a": [1.23456], "b": ["x"]}))
-    assert frame.loc[0, "a"] == 1.23 and frame.loc[0, "b"] == "x"
 
 
 def test_tidy_frame_keeps_identity_and_flattens_structured_settings():

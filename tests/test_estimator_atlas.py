@@ -11,15 +11,17 @@ from hpolab import claims
 from hpolab.history import History
 from hpolab.studies import estimator_atlas as atlas
 from hpolab.studies.estimator_atlas import AtlasResult
+from hpolab.studies import estimator_atlas_claims
+from hpolab.studies import estimator_atlas_panel
 
 
 def test_growth_rate_recovers_a_known_slope():
     x = np.array([10, 20, 40, 80])
-    assert atlas.growth_rate(x, 3.0 * x**1.5) == pytest.approx(1.5)
-    assert atlas.growth_rate(x, 7.0 + 0 * x) == pytest.approx(0.0, abs=1e-12)
-    assert atlas.growth_rate(x, 1.0 / np.sqrt(x)) == pytest.approx(-0.5)
-    assert atlas.growth_rate(x, [0.0, 0.0, 0.0, 0.0], floor=1.0) == pytest.approx(0.0)  # floored: flat
-    assert math.isnan(atlas.growth_rate([10, 10], [1.0, 2.0]))  # one distinct x: no slope
+    assert estimator_atlas_claims.growth_rate(x, 3.0 * x**1.5) == pytest.approx(1.5)
+    assert estimator_atlas_claims.growth_rate(x, 7.0 + 0 * x) == pytest.approx(0.0, abs=1e-12)
+    assert estimator_atlas_claims.growth_rate(x, 1.0 / np.sqrt(x)) == pytest.approx(-0.5)
+    assert estimator_atlas_claims.growth_rate(x, [0.0, 0.0, 0.0, 0.0], floor=1.0) == pytest.approx(0.0)  # floored: flat
+    assert math.isnan(estimator_atlas_claims.growth_rate([10, 10], [1.0, 2.0]))  # one distinct x: no slope
 
 
 def synthetic(forward_memory=0.0, reverse_memory=1.0, forward_time_k=1.0, reverse_time_k=0.0, greedy_error=0.5,
@@ -51,10 +53,10 @@ def synthetic(forward_memory=0.0, reverse_memory=1.0, forward_time_k=1.0, revers
 
 def test_slopes_are_the_growth_rates_of_the_measurements():
     result = synthetic(forward_memory=0.0, reverse_memory=1.0, forward_time_k=0.8)
-    assert atlas.slope(result, "mlp", "T", "reverse", "memory") == pytest.approx(1.0)
-    assert atlas.slope(result, "mlp", "T", "forward", "memory") == pytest.approx(0.0, abs=1e-12)
-    assert atlas.slope(result, "mlp", "K", "forward", "seconds") == pytest.approx(0.8)
-    assert math.isnan(atlas.slope(result, "mlp", "D", "forward", "seconds"))
+    assert estimator_atlas_claims.slope(result, "mlp", "T", "reverse", "memory") == pytest.approx(1.0)
+    assert estimator_atlas_claims.slope(result, "mlp", "T", "forward", "memory") == pytest.approx(0.0, abs=1e-12)
+    assert estimator_atlas_claims.slope(result, "mlp", "K", "forward", "seconds") == pytest.approx(0.8)
+    assert math.isnan(estimator_atlas_claims.slope(result, "mlp", "D", "forward", "seconds"))
 
 
 def test_the_recommendation_table_follows_from_the_measurements():
@@ -187,9 +189,9 @@ def test_windows_must_tile_the_horizon():
         with pytest.raises(ValueError, match="W must be an integer in \\[1, T\\] dividing T = 20"):
             atlas.check_windows(20, W=W)
     with pytest.raises(ValueError, match="W must"):
-        atlas.run_one("forward", W=3, scale="smoke")
+        estimator_atlas_panel.run_one("forward", W=3, scale="smoke")
     with pytest.raises(ValueError, match="implicit does not apply to mlp"):
-        atlas.run_one("implicit", family="mlp", scale="smoke")
+        estimator_atlas_panel.run_one("implicit", family="mlp", scale="smoke")
 
 
 def test_panel_runs_one_measurement_and_says_its_error_and_time():
@@ -201,7 +203,7 @@ def test_panel_runs_one_measurement_and_says_its_error_and_time():
     assert panel.controls["estimator"].value == "forward" and panel.controls["W"].value == 5
     assert panel.controls["q"].value == 1 and panel.controls["mu"].value == pytest.approx(1e-3)
     rows = []
-    history = atlas.run_one("zeroth-order", q=3, W=10, family="logreg", scale="smoke", callback=rows.append)
+    history = estimator_atlas_panel.run_one("zeroth-order", q=3, W=10, family="logreg", scale="smoke", callback=rows.append)
     assert len(rows) == 3 and "relative error" in history.label and history.config["q"] == 3
 
 

@@ -13,10 +13,12 @@ from torch import nn
 from hpolab import claims
 from hpolab.data import DataNotFoundError
 from hpolab.history import History
-from hpolab.methods.local_sgd import (BatchStreams, average, classification_loss, constant, evaluation_steps, growing,
+from hpolab.methods.local_sgd import (BatchStreams, average, classification_loss, evaluation_steps, growing,
                               iid_shards, make_local_step, make_schedule, plateau, run_local_sgd, stack_weights)
 from hpolab.studies import local_sgd as study
 from hpolab.studies import local_sgd_claims as study_claims
+from hpolab.studies import local_sgd_figures
+from hpolab.methods.local_sgd_schedules import constant
 
 
 def toy(n=240, d=6, classes=3, seed=0):
@@ -347,10 +349,10 @@ def test_runs_are_also_measured_at_the_requested_rounds():
 def test_curve_table_reads_runs_as_step_functions_on_a_log_grid():
     runs = [fake("mnist-mlp", "H=8", [0, 8, 16], [2.0, 1.0, 0.5]),
             fake("mnist-mlp", "H=8", [0, 8, 16], [2.0, 4.0, 0.5], seed=1)]
-    table = study.curve_table(runs, x="step", y="objective", points=17)
+    table = local_sgd_figures.curve_table(runs, x="step", y="objective", points=17)
     assert table.loc[table["x"] == 8, "mean"].item() == pytest.approx(2.0)  # geometric mean of 1 and 4
     assert table.loc[table["x"] == 8, "high"].item() == 4.0
-    logged = study.curve_table(runs, x="round", y="objective", points=5, log_x=True)
+    logged = local_sgd_figures.curve_table(runs, x="round", y="objective", points=5, log_x=True)
     assert logged["x"].min() == 1.0 and logged["x"].max() == 2.0
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hpolab.seeding import global_seed
-from hpolab.studies import local_sgd
+from hpolab.studies import local_sgd_tasks
 
 LIBRARY = Path(__file__).resolve().parents[1] / "hpolab"
 
@@ -25,10 +25,10 @@ def test_a_seeded_block_draws_the_seeds_numbers_and_leaves_the_callers_state_alo
 def test_a_study_model_is_its_seeds_alone_and_does_not_reseed_the_caller():
     torch.manual_seed(5)
     before = torch.get_rng_state()
-    model = local_sgd.make_model("mnist-mlp", 20, seed=3)
+    model = local_sgd_tasks.make_model("mnist-mlp", 20, seed=3)
     assert torch.equal(torch.get_rng_state(), before)
     torch.manual_seed(3)
-    reference = nn.Sequential(nn.Linear(20, local_sgd.HIDDEN), nn.ReLU(), nn.Linear(local_sgd.HIDDEN, 10))
+    reference = nn.Sequential(nn.Linear(20, local_sgd_tasks.HIDDEN), nn.ReLU(), nn.Linear(local_sgd_tasks.HIDDEN, 10))
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
 
 

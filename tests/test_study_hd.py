@@ -14,8 +14,10 @@ from hpolab.data import DataNotFoundError, data_root
 from hpolab.history import History
 from hpolab.optim import SGDHD, AdamHD
 from hpolab.studies import hd_vs_decay
-from hpolab.studies import hd_vs_decay_claims as hc
 from hpolab.training import fit
+from hpolab.studies import hd_vs_decay_claims_rules
+from hpolab.studies import hd_vs_decay_setting
+from hpolab import tables
 
 
 def toy_data(n=256, seed=0):
@@ -37,7 +39,7 @@ def toy_data(n=256, seed=0):
 ])
 def test_make_optimizer_builds_each_optimizer_and_schedule(name, schedule, kind, beta, momentum):
     params = [torch.nn.Parameter(torch.zeros(3))]
-    optimizer, scheduler = hd_vs_decay.make_optimizer(name, schedule, params, 0.1, 1e-3 if name != "adam" else 1e-7, 4)
+    optimizer, scheduler = hd_vs_decay_setting.make_optimizer(name, schedule, params, 0.1, 1e-3 if name != "adam" else 1e-7, 4)
     group = optimizer.param_groups[0]
     assert isinstance(optimizer, kind)
     assert group["hypergrad_lr"] == beta and group["weight_decay"] == 1e-4
@@ -53,7 +55,7 @@ def test_study_hd_follows_the_printed_rule_whose_rate_may_go_negative():
     (and the reference code's) rule keeps the negative rate, where our clamped default would
     hold it at 0."""
     weight = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
-    optimizer, _ = hd_vs_decay.make_optimizer("sgd", "hd", [weight], 0.15, 1.0, 1)
+    optimizer, _ = hd_vs_decay_setting.make_optimizer("sgd", "hd", [weight], 0.15, 1.0, 1)
     for _ in range(2):
         optimizer.zero_grad()
         (10 * weight**2).sum().backward()
@@ -66,7 +68,7 @@ def test_study_hd_follows_the_printed_rule_whose_rate_may_go_negative():
 
 def test_lr_decay_halves_the_rate_every_decay_period_with_torch_scheduler():
     params = [torch.nn.Parameter(torch.zeros(3))]
-    optimizer, scheduler = hd_vs_decay.make_optimizer("sgd", "decay", params, 0.8, 0.0, 4)
+    optimizer, scheduler = hd_vs_decay_setting.make_optimizer("sgd", "decay", params, 0.8, 0.0, 4)
     rates = []
     for _ in range(12):
         optimizer.step()
@@ -79,22 +81,22 @@ def test_lr_decay_halves_the_rate_every_decay_period_with_torch_scheduler():
 def test_lr_decay_halves_every_25_epochs_at_the_papers_length_on_cifar_too(monkeypatch, task, epochs):
     """Section 2.2: halve every 25 epochs, over 250 CIFAR-10 epochs as over 200 MNIST ones
     (the old code halved every 1/8 of any run: every 31.25 CIFAR epochs)."""
-    monkeypatch.setitem(hd_vs_decay.MODELS, task, lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 10)))
+    monkeypatch.setitem(hd_vs_decay_setting.MODELS, task, lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 10)))
     x, y = torch.randn(4, 2), torch.tensor([0, 1, 2, 3])
-    history = hd_vs_decay.train_setting(hd_vs_decay.Setting(task, "sgd", "decay", 0.1), ((x, y), (x, y)), epochs, 0,
+    history = hd_vs_decay_setting.train_setting(hd_vs_decay.Setting(task, "sgd", "decay", 0.1), ((x, y), (x, y)), epochs, 0,
                                         batch_size=2, device="cpu", records_per_epoch=1)
     rate = history.frame.set_index("step")["lr"]  # one record per epoch of 2 steps, after the scheduler's step
     assert rate[2 * 24] == pytest.approx(0.1) and rate[2 * 25] == pytest.approx(0.05)
     assert rate[2 * 49] == pytest.approx(0.05) and rate[2 * 50] == pytest.approx(0.025)
-    assert hd_vs_decay.decay_epochs(task, epochs) == 25
+    assert hd_vs_decay_setting.decay_epochs(task, epochs) == 25
 
 
 def test_records_split_the_run_evenly_so_no_record_averages_a_stub(monkeypatch):
     """39 steps per epoch, 2 records per epoch: records every 19-20 steps (the old fixed interval
     of 19 left a last record averaging 2 minibatches, which the minimal loss could pick)."""
-    monkeypatch.setitem(hd_vs_decay.MODELS, "cifar-cnn", lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 10)))
+    monkeypatch.setitem(hd_vs_decay_setting.MODELS, "cifar-cnn", lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 10)))
     x, y = torch.randn(156, 2), torch.arange(156) % 10
-    history = hd_vs_decay.train_setting(hd_vs_decay.Setting("cifar-cnn", "sgd", "constant", 0.1), ((x, y), (x, y)), 2, 0,
+    history = hd_vs_decay_setting.train_setting(hd_vs_decay.Setting("cifar-cnn", "sgd", "constant", 0.1), ((x, y), (x, y)), 2, 0,
                                         batch_size=4, device="cpu", records_per_epoch=2)
     steps = history.frame["step"].tolist()
     assert steps[0] == 0 and steps[-1] == 78 and len(steps) == 5
@@ -132,7 +134,7 @@ def test_paper_scale_reads_appendix_a_and_section_3():
     assert grid.hd_alphas["adam"] == [1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01]
     assert grid.betas["sgd"] == grid.betas["sgdn"] == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
     assert grid.betas["adam"] == [1e-8, 1e-7, 1e-6, 1e-5, 1e-4]
-    assert {t: s[2] for t, s in hd_vs_decay.SIZES["paper"].items()} == {
+    assert {t: s[2] for t, s in hd_vs_decay_setting.SIZES["paper"].items()} == {
         "mnist-mlp": 200, "cifar-vgg16": 250, "cifar-resnet18": 250}
     assert hd_vs_decay.TUNING_SEEDS["paper"] == hd_vs_decay.SEEDS["paper"] == hd_vs_decay.SENSITIVITY_SEEDS["paper"] == 5
     assert hd_vs_decay.SENSITIVITY_TASKS["paper"] == ["cifar-vgg16", "cifar-resnet18"]
@@ -175,9 +177,9 @@ def test_fit_stops_a_diverging_run_and_keeps_its_records():
 
 
 def test_mean_interval_is_the_t_interval():
-    mean, half = hd_vs_decay.mean_interval([1.0, 2.0, 3.0])
+    mean, half = tables.mean_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-6)
-    assert hd_vs_decay.mean_interval([5.0]) == (5.0, 0.0)
+    assert tables.mean_interval([5.0]) == (5.0, 0.0)
 
 
 def fake_history(setting, seed, loss=None, status="finished"):
@@ -263,9 +265,9 @@ def test_sensitivity_normalizes_each_curve_by_its_best_rate_and_marks_divergence
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: hd_vs_decay.make_optimizer("rmsprop", "hd", [torch.nn.Parameter(torch.zeros(1))], 0.1, 0.1, 1),
+    (lambda: hd_vs_decay_setting.make_optimizer("rmsprop", "hd", [torch.nn.Parameter(torch.zeros(1))], 0.1, 0.1, 1),
      "optimizer must be one of"),
-    (lambda: hd_vs_decay.make_optimizer("sgd", "cosine", [torch.nn.Parameter(torch.zeros(1))], 0.1, 0.1, 1),
+    (lambda: hd_vs_decay_setting.make_optimizer("sgd", "cosine", [torch.nn.Parameter(torch.zeros(1))], 0.1, 0.1, 1),
      "schedule must be one of"),
     (lambda: hd_vs_decay.run_study("cpu", tasks=["cifar-vgg16"], progress=False),
      r"task must be one of \['cifar-cnn', 'mnist-mlp'\] at scale 'cpu'"),
@@ -462,17 +464,17 @@ def test_claims_of_07_at_cpu_scale_read_the_vgg_stand_in_and_leave_resnet_untest
 
 
 def test_curve_shape_reads_valley_width_and_rises():
-    shape = hc.shape(LRS, [1.0, 0.6, 0.3, 1.5, NAN])
+    shape = hd_vs_decay_claims_rules.shape(LRS, [1.0, 0.6, 0.3, 1.5, NAN])
     limit = 0.3 + 0.1 * (math.log(10) - 0.3)  # the valley's ends, by straight lines in log alpha_0
     assert shape.best_lr == 1e-2 and shape.best == 0.3
     assert shape.width == pytest.approx((limit - 0.3) / 0.3 + (limit - 0.3) / 1.2)
     assert shape.rise_left == pytest.approx(0.3) and shape.rise_right == pytest.approx(1.2)
     assert shape.asymmetry == pytest.approx(0.8)
-    flat = hc.shape(LRS, [0.35, 0.33, 0.32, 0.34, NAN])
+    flat = hd_vs_decay_claims_rules.shape(LRS, [0.35, 0.33, 0.32, 0.34, NAN])
     assert flat.width == pytest.approx(3.0) and math.isinf(flat.rise_right) is False
-    edge = hc.shape(LRS, [0.1, 0.2, 0.3, 0.4, 0.5])
+    edge = hd_vs_decay_claims_rules.shape(LRS, [0.1, 0.2, 0.3, 0.4, 0.5])
     assert math.isnan(edge.rise_left) and math.isnan(edge.asymmetry)
-    assert not hc.wider(0.2320, 0.2319) and not hc.wider(0.0, 0.0) and hc.wider(0.5, 0.2)
+    assert not hd_vs_decay_claims_rules.wider(0.2320, 0.2319) and not hd_vs_decay_claims_rules.wider(0.0, 0.0) and hd_vs_decay_claims_rules.wider(0.5, 0.2)
 
 
 PARTIAL_ONLY = pytest.mark.skipif(

@@ -16,6 +16,7 @@ from hpolab.hypergrad import box, train
 from hpolab.problems.tuning import tuning_problem
 from hpolab.runner import run
 from hpolab.studies import hozog, hozog_cleaning, hozog_logreg
+from hpolab.studies import hozog_logreg_claims
 
 needs_libsvm = pytest.mark.skipif(not (data_root() / "libsvm" / "a9a").exists(),
                                   reason="LIBSVM a9a not in data/: copy ../shared/data into data/, see data/README.md")
@@ -165,7 +166,7 @@ def result_of(*histories):
 
 
 def test_claim_cheaper_hypergradient():
-    check = hozog_logreg.check_cheaper_hypergradient
+    check = hozog_logreg_claims.check_cheaper_hypergradient
     runs = [run_of("a", "FOR", [3, 2, 1], [0, 3, 6]), run_of("a", "REV", [3, 2, 1], [0, 2, 4])]
     assert check(result_of(run_of("a", "HOZOG", [3, 2, 1, 1], [0, 1, 2, 3]), *runs)).status == claims.HOLDS
     found = check(result_of(run_of("a", "HOZOG", [3, 2, 1], [0, 5, 10]), *runs))
@@ -174,7 +175,7 @@ def test_claim_cheaper_hypergradient():
 
 
 def test_claim_faster_than_the_gradient_methods():
-    check = hozog_logreg.check_faster_than_gradient_methods
+    check = hozog_logreg_claims.check_faster_than_gradient_methods
     others = [run_of("a", m, [110, 105, 100], [0, 1, 2]) for m in ("FOR", "REV")]
     hozog_run = run_of("a", "HOZOG", [110, 100], [0, 1])
     assert check(result_of(hozog_run, *others, run_of("a", "HOAG", [110, 100], [0, 3]))).status == claims.HOLDS
@@ -185,7 +186,7 @@ def test_claim_faster_than_the_gradient_methods():
 
 
 def test_claim_faster_than_the_blackbox_methods_on_every_data_set():
-    check = hozog_logreg.check_faster_than_blackbox
+    check = hozog_logreg_claims.check_faster_than_blackbox
 
     def dataset(name, hozog_time):
         return [run_of(name, "HOZOG", [110, 100], [0, hozog_time]),
@@ -196,7 +197,7 @@ def test_claim_faster_than_the_blackbox_methods_on_every_data_set():
 
 
 def test_claim_hoag_fast_start_slow_finish():
-    check = hozog_logreg.check_hoag_fast_start
+    check = hozog_logreg_claims.check_hoag_fast_start
     others = [run_of("a", m, [110, 110], [0, 10]) for m in ("FOR", "REV")]
     hoag_run = run_of("a", "HOAG", [110, 101, 100.5], [0, 0.5, 10])
     assert check(result_of(hoag_run, run_of("a", "HOZOG", [110, 110, 100], [0, 0.5, 10]), *others)).status == \
@@ -210,7 +211,7 @@ def test_claim_hoag_fast_start_slow_finish():
 
 
 def test_claim_blackbox_gradient_norm_does_not_strictly_go_down():
-    check = hozog_logreg.check_blackbox_gradient_norm_not_decreasing
+    check = hozog_logreg_claims.check_blackbox_gradient_norm_not_decreasing
 
     def bb(label, norms):
         n = len(norms)
@@ -235,6 +236,6 @@ def test_the_study_declares_its_claims_for_notebook_03():
 def test_time_based_claims_are_not_shown_at_smoke_scale():
     runs = [run_of("a", m, [3, 2, 1], [0, 1, 2]) for m in ("HOZOG", "FOR", "REV", "HOAG", "RS", "GP-BO", "BOHB-like")]
     smoke = SimpleNamespace(histories=runs, parameters={"scale": "smoke"})
-    for check in (hozog_logreg.check_cheaper_hypergradient, hozog_logreg.check_faster_than_gradient_methods,
-                  hozog_logreg.check_faster_than_blackbox, hozog_logreg.check_hoag_fast_start):
-        assert check(smoke) == claims.untestable(hozog_logreg.SMOKE_TIMES)
+    for check in (hozog_logreg_claims.check_cheaper_hypergradient, hozog_logreg_claims.check_faster_than_gradient_methods,
+                  hozog_logreg_claims.check_faster_than_blackbox, hozog_logreg_claims.check_hoag_fast_start):
+        assert check(smoke) == claims.untestable(hozog.SMOKE_TIMES)

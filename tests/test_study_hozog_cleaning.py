@@ -11,6 +11,8 @@ from hpolab import claims
 from hpolab.data import data_root
 from hpolab.history import History
 from hpolab.studies import hozog_cleaning as study
+from hpolab.studies import hozog_cleaning_claims
+from hpolab.studies import hozog_cleaning_setting
 
 needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
                                  reason="real MNIST not in data/: copy ../shared/data into data/, see data/README.md")
@@ -20,21 +22,21 @@ def test_settings_are_the_papers_section_3_3_and_table_2():
     paper = [(s.n_train, s.n_val, s.n_test, s.groups, s.horizon) for s in study.CLEANING_SIZES["paper"]]
     assert paper == [(1000, 1000, 4000, 500, 4000), (5000, 5000, 10000, 1250, 4000)]
     assert study.CLEANING_SIZES["cpu"][0][:4] == (1000, 1000, 4000, 500)
-    assert (study.CLEANING_LR, study.CLEANING_Q, study.CLEANING_MU) == (0.05, 5, 1.0)
+    assert (hozog_cleaning_setting.CLEANING_LR, study.CLEANING_Q, study.CLEANING_MU) == (0.05, 5, 1.0)
     assert set(study.CLEANING_METHODS) == {"hozog", "random-search", "bohb", "reverse"}
 
 
 def test_groups_are_a_random_partition_into_groups_of_equal_size():
     """The old draw (a random group per example) left some of the 500 groups empty: a
     hyperparameter that acts on nothing."""
-    groups = study.random_groups(1000, 500, torch.Generator().manual_seed(0))
+    groups = hozog_cleaning_setting.random_groups(1000, 500, torch.Generator().manual_seed(0))
     assert torch.bincount(groups, minlength=500).tolist() == [2] * 500
-    sizes = torch.bincount(study.random_groups(1003, 10, torch.Generator().manual_seed(1)), minlength=10)
+    sizes = torch.bincount(hozog_cleaning_setting.random_groups(1003, 10, torch.Generator().manual_seed(1)), minlength=10)
     assert int(sizes.max() - sizes.min()) <= 1
-    other = study.random_groups(1000, 500, torch.Generator().manual_seed(2))
+    other = hozog_cleaning_setting.random_groups(1000, 500, torch.Generator().manual_seed(2))
     assert not torch.equal(groups, other)
     with pytest.raises(ValueError, match="n_groups must be <= the 10 training examples"):
-        study.random_groups(10, 11, torch.Generator())
+        hozog_cleaning_setting.random_groups(10, 11, torch.Generator())
 
 
 @needs_mnist
@@ -125,7 +127,7 @@ def test_claims_need_both_methods_and_hide_wall_times_at_smoke_scale():
 
 def test_early_stage_is_not_decided_before_either_method_took_a_step():
     res = result([fake("HOZOG", [1.2], wall=(0.0, 50.0)), fake("REV", [1.0], wall=(0.0, 60.0))])
-    found = study.check_hozog_faster_early(res)
+    found = hozog_cleaning_claims.check_hozog_faster_early(res)
     assert found.status == claims.UNTESTABLE and "neither method finished a step" in found.measured
 
 
@@ -133,7 +135,7 @@ def test_reverse_cost_is_compared_at_the_largest_size_run():
     runs = [fake("HOZOG", [1.0, 0.9], wall=(0, 1, 2)), fake("REV", [1.0, 0.9], wall=(0, 5, 10)),
             fake("HOZOG", [1.0, 0.9], wall=(0, 10, 20), size="1250 groups"),
             fake("REV", [1.0, 0.9], wall=(0, 2, 4), size="1250 groups")]
-    found = study.check_reverse_costlier_per_hypergradient(result(runs))
+    found = hozog_cleaning_claims.check_reverse_costlier_per_hypergradient(result(runs))
     assert found.status == claims.FAILS and found.measured.startswith("1250 groups: 2 s per hypergradient for REV, 10 s")
 
 

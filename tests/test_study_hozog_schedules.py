@@ -12,6 +12,8 @@ from hpolab import claims
 from hpolab.data import data_root
 from hpolab.history import History
 from hpolab.studies import hozog_schedules as study
+from hpolab.studies import hozog_schedules_claims
+from hpolab.studies import hozog_schedules_setting
 
 needs_cifar = pytest.mark.skipif(not any((data_root() / name).exists()
                                          for name in ("cifar10_partial", "cifar-10-batches-py")),
@@ -19,9 +21,9 @@ needs_cifar = pytest.mark.skipif(not any((data_root() / name).exists()
 
 
 def test_paper_scale_reads_table_2_and_section_3_2():
-    assert study.network_settings("cnn", "paper") == study.Network(100, 1, 1.0, 1.0)
-    assert study.network_settings("vgg16", "paper") == study.Network(20, 3, 1.0, 1.0)
-    assert study.network_settings("resnet152", "paper") == study.Network(10, 3, 1.0, 1.0)
+    assert hozog_schedules_setting.network_settings("cnn", "paper") == study.Network(100, 1, 1.0, 1.0)
+    assert hozog_schedules_setting.network_settings("vgg16", "paper") == study.Network(20, 3, 1.0, 1.0)
+    assert hozog_schedules_setting.network_settings("resnet152", "paper") == study.Network(10, 3, 1.0, 1.0)
     paper = study.SCHEDULE_SCALES["paper"]
     assert (paper.batch, paper.meta_iterations, paper.cnn_width, paper.epochs) == (256, 50, 64, None)
     assert paper.n_train + paper.n_val == 50_000
@@ -29,18 +31,18 @@ def test_paper_scale_reads_table_2_and_section_3_2():
 
 
 def test_cpu_scale_keeps_the_papers_perturbation_of_each_learning_rate():
-    cpu, paper = study.network_settings("cnn", "cpu"), study.network_settings("cnn", "paper")
+    cpu, paper = hozog_schedules_setting.network_settings("cnn", "cpu"), hozog_schedules_setting.network_settings("cnn", "paper")
     assert cpu.epochs == 5 and (cpu.q, cpu.gamma) == (paper.q, paper.gamma)
     assert cpu.mu / math.sqrt(cpu.epochs) == pytest.approx(paper.mu / math.sqrt(paper.epochs))
 
 
 def test_networks_are_the_papers():
-    cnn = study.build_network("cnn", "paper")
+    cnn = hozog_schedules_setting.build_network("cnn", "paper")
     assert sum(isinstance(layer, nn.LocalResponseNorm) for layer in cnn) == 2
     assert sum(isinstance(layer, nn.Conv2d) for layer in cnn) == 2 and cnn[0].out_channels == 64
-    assert study.build_network("cnn", "cpu")[0].out_channels == 8
+    assert hozog_schedules_setting.build_network("cnn", "cpu")[0].out_channels == 8
     with pytest.raises(ValueError, match="network must be one of"):
-        study.build_network("alexnet", "cpu")
+        hozog_schedules_setting.build_network("alexnet", "cpu")
 
 
 @needs_cifar
@@ -140,10 +142,10 @@ def test_claims_fail_when_the_baselines_win():
 
 def test_deep_network_claim_fails_when_the_baselines_are_as_quick_there():
     res = result(papers_picture("cnn", slow=1.5) + papers_picture("vgg16") + papers_picture("resnet152"))
-    assert study.check_deep_networks_slow_the_baselines(res).status == claims.FAILS
+    assert hozog_schedules_claims.check_deep_networks_slow_the_baselines(res).status == claims.FAILS
 
 
 def test_time_claims_show_no_wall_times_at_smoke_scale():
     res = result(papers_picture("cnn"), scale="smoke")
-    assert study.check_less_time_to_best(res).measured == "wall times vary from run to run; not shown at smoke scale"
-    assert study.check_beats_bohb(res).status == claims.HOLDS  # budgets in steps there: comparable
+    assert hozog_schedules_claims.check_less_time_to_best(res).measured == "wall times vary from run to run; not shown at smoke scale"
+    assert hozog_schedules_claims.check_beats_bohb(res).status == claims.HOLDS  # budgets in steps there: comparable

@@ -22,6 +22,8 @@ from hpolab.problems.mlp import (
 )
 from hpolab.studies import jd_mnist
 from hpolab.studies.common import StudyResult
+from hpolab.studies import jd_mnist_setup
+from hpolab.studies import jd_mnist_summaries
 
 needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").exists(),
                                  reason="real MNIST not in data/: copy ../shared/data into data/, see data/README.md")
@@ -148,7 +150,7 @@ def test_runs_repeat_for_a_seed_and_record_accuracy_and_hyperparameters():
 
 def test_references_keep_y_and_take_a_gradient_step_every_iteration():
     stream, problem = toy_problem(y0=(0.1, 0.0, 0.0))
-    history = run(on_minibatches(jd_mnist.fixed_hyperparameters("relu"), stream), problem, 30, seed=0)
+    history = run(on_minibatches(jd_mnist_setup.fixed_hyperparameters("relu"), stream), problem, 30, seed=0)
     frame = history.frame
     assert history.label == "ReLU (fixed)" and len(frame) == 31
     assert (frame["gradient_evaluations"] == frame["iteration"]).all() and (frame["function_evaluations"] == 0).all()
@@ -250,7 +252,7 @@ def fake(method="jd", p=0.5, accuracy=0.96, alpha=(1.0, 0.05, 0.05), eta=(0.1, 0
                      "kind": "gradient", "eta": eta[third], "alpha": alpha[0] if it < 500 else alpha[min(third, 2) or 1],
                      "b": 0.0, "train_accuracy": accuracy * min(1.0, 0.5 + it / iterations), "train_loss": 0.1})
     config = {"p": p} if method == "jd" else {"reference": reference}
-    label = f"JD p={p}" if method == "jd" else jd_mnist.REFERENCE_LABELS[reference]
+    label = f"JD p={p}" if method == "jd" else jd_mnist_setup.REFERENCE_LABELS[reference]
     return History(pd.DataFrame(rows), method, label, "mnist-mlp", 0, config)
 
 
@@ -311,13 +313,13 @@ def test_first_iteration_and_value_at_an_iteration_read_the_history():
     stream, problem = toy_problem()
     history = run(on_minibatches(joint_descent(p=0.5), stream), problem, 40, seed=0)
     frame = history.frame
-    assert jd_mnist.at_iteration(history, "alpha", 0) == 1.0
-    assert jd_mnist.at_iteration(history, "alpha", 10_000) == frame["alpha"].iloc[-1]
-    assert math.isnan(jd_mnist.first_iteration(history, "alpha", -5.0))
-    assert jd_mnist.first_iteration(history, "alpha", 1.0) == 0.0
-    assert jd_mnist.window_mean(history, "eta", 0, 1) == pytest.approx(frame["eta"].mean())
+    assert jd_mnist_summaries.at_iteration(history, "alpha", 0) == 1.0
+    assert jd_mnist_summaries.at_iteration(history, "alpha", 10_000) == frame["alpha"].iloc[-1]
+    assert math.isnan(jd_mnist_summaries.first_iteration(history, "alpha", -5.0))
+    assert jd_mnist_summaries.first_iteration(history, "alpha", 1.0) == 0.0
+    assert jd_mnist_summaries.window_mean(history, "eta", 0, 1) == pytest.approx(frame["eta"].mean())
     last = frame["iteration"] >= frame["iteration"].iloc[-1] * 2 / 3
-    assert jd_mnist.window_mean(history, "eta", 2 / 3, 1) == pytest.approx(frame.loc[last, "eta"].mean())
+    assert jd_mnist_summaries.window_mean(history, "eta", 2 / 3, 1) == pytest.approx(frame.loc[last, "eta"].mean())
 
 
 @needs_mnist
@@ -347,7 +349,7 @@ def test_accuracy_figure_draws_a_mean_per_label_and_a_band_over_seeds():
         stream, problem = toy_problem()
         runs.append(run(on_minibatches(joint_descent(p=0.5), stream), problem, 40, seed=seed))
     stream, problem = toy_problem(y0=(0.1, 0.0, 0.0))
-    runs.append(run(on_minibatches(jd_mnist.fixed_hyperparameters("relu"), stream), problem, 40, seed=0))
+    runs.append(run(on_minibatches(jd_mnist_setup.fixed_hyperparameters("relu"), stream), problem, 40, seed=0))
     figure = jd_mnist.accuracy_figure(runs, x="gradient_evaluations", x_max=25)
     assert [trace.name for trace in figure.data] == [None, "JD p=0.5", "ReLU (fixed)"]  # band, then lines
     finals = [h.frame["train_accuracy"].iloc[-1] for h in runs]

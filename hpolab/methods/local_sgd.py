@@ -39,7 +39,7 @@ from hpolab.devices import cpu_threads
 from hpolab import divergence
 from hpolab.history import History
 from hpolab.methods.local_sgd_schedules import Schedule, make_schedule
-from hpolab.methods.local_sgd_schedules import constant, growing, plateau  # noqa: F401  (re-exported: tests and studies use these)
+from hpolab.methods.local_sgd_schedules import growing, plateau  # noqa: F401  (re-exported: the studies use these)
 from hpolab.recorder import Recorder
 from hpolab.validation import check_count, check_positive
 

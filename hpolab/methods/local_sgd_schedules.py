@@ -4,7 +4,7 @@ A :class:`Schedule` maps the log of completed rounds, ``(H, loss)`` pairs, to th
 period: :func:`constant`, :func:`growing` (Patel & Dieuleveut's period growing with the
 round index) and :func:`plateau` (ours: multiply H when the loss stalls);
 :func:`make_schedule` builds one from an int or a name. They live apart from the simulation
-(:mod:`hpolab.methods.local_sgd`, which re-exports them) because they hold no tensors: a schedule
+(:mod:`hpolab.methods.local_sgd`) because they hold no tensors: a schedule
 only reads the round log, so it can be read and tested on its own.
 """
 

@@ -32,23 +32,12 @@ from hpolab.hypergrad import make_estimator
 from hpolab.progress import progress_bar
 from hpolab.recorder import running_best
 from hpolab.studies.common import check_scale, saves_results
-from hpolab.studies.estimator_atlas_claims import (  # noqa: F401
-    CLAIMS,
-    EXACT,
-    FAMILIES,
-    NOTEBOOK,
-    growth_rate,
-    slope,
-)
+from hpolab.studies.estimator_atlas_claims import CLAIMS, FAMILIES  # noqa: F401
 from hpolab.studies.estimator_atlas_figures import growth_figure  # noqa: F401  (re-exported: the notebook)
 from hpolab.studies.estimator_atlas_measure import applies, exact_cpu_memory, measure
-from hpolab.studies.estimator_atlas_measure import finite_differences  # noqa: F401  (re-exported: read here)
-from hpolab.studies.estimator_atlas_panel import panel, run_one  # noqa: F401  (re-exported: the notebook)
+from hpolab.studies.estimator_atlas_panel import panel  # noqa: F401  (re-exported: the notebook)
 from hpolab.studies.estimator_atlas_setting import (
     ATLAS_ESTIMATORS, SIZES, AtlasResult, check_windows, family_data, setting, sweep_points, variants,
-)
-from hpolab.studies.estimator_atlas_setting import (  # noqa: F401  (re-exported: the study's constants, read here)
-    AXES, FLOORS, LOG_L2, LOGREG_MOMENTUM, METRICS, MLP_LR, MLP_MOMENTUM,
 )
 from hpolab.studies.estimator_atlas_tables import slopes
 from hpolab.studies.estimator_atlas_tables import (  # noqa: F401  (re-exported: the notebook calls these here)

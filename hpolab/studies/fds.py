@@ -30,7 +30,7 @@ from hpolab.data import DataNotFoundError, as_tensors, full_cifar10_needed, load
 from hpolab.history import History
 from hpolab.recorder import Recorder
 from hpolab.methods.fds import (  # noqa: F401  (the loop's names, used here and re-exported for the FDS studies)
-    FAILED, RUN_SEED_STRIDE, START_PROGRESS, converged, diverged_update, learn, relative_steps, run_seed, stalled, trains,
+    diverged_update, learn, stalled, trains,
 )
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
 from hpolab.hypergrad.outer import per_entry

@@ -40,23 +40,15 @@ from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.studies.common import StudyResult, saves_results
 from hpolab.studies.hd_vs_decay_claims import CLAIMS  # noqa: F401  (the ledger reads a study's CLAIMS here)
-from hpolab.studies.hd_vs_decay_panel import panel, run_one  # noqa: F401  (re-exported: the notebooks call panel here)
+from hpolab.studies.hd_vs_decay_panel import panel  # noqa: F401  (re-exported: the notebooks call panel here)
 from hpolab.studies.hd_vs_decay_scores import TunedResult, chosen_settings, compare, sensitivity, tuning_table
-from hpolab.studies.hd_vs_decay_scores import (  # noqa: F401  (re-exported: the tests read these here)
-    aggregate, best_rows, curve_name, mean_interval, run_scores,
-)
 from hpolab.studies.hd_vs_decay_setting import (
     BATCH_SIZE, LR_SCHEDULES, OPTIMIZERS, SEEDS, SENSITIVITY_SEEDS, SENSITIVITY_TASKS, STUDY_TASKS, TUNING_SEEDS, Grid,
     Setting, Trainer, _tasks, grid_settings, grids_for, suggested,
 )
-from hpolab.studies.hd_vs_decay_setting import (  # noqa: F401  (re-exported: the study's setting, read here)
-    ADAM_BETAS, ADAM_EPS, CACHE, CPU_BETAS, CPU_GRIDS, CPU_HD_GRIDS, DECAY_EVERY, MODELS, MOMENTUM, NAMES, PAPER_BETAS,
-    PAPER_EPOCHS, PAPER_GRIDS, PAPER_HD_GRIDS, RECORDS_PER_EPOCH, SIZES, SMOKE_BETAS, SMOKE_GRIDS, SMOKE_HD_GRIDS,
-    SUFFIX, SUGGESTED, SUGGESTED_CIFAR, TASKS, WEIGHT_DECAY, decay_epochs, load_task_data, make_optimizer,
-    settings_table, train_setting,
-)
+from hpolab.studies.hd_vs_decay_setting import settings_table  # noqa: F401  (re-exported: the notebooks' table)
 from hpolab.studies.hd_vs_decay_tables import (  # noqa: F401  (re-exported: the notebooks call these here)
-    COMPARED, best_configurations, comparison_table, figure_runs, grid_table,
+    best_configurations, comparison_table, figure_runs, grid_table,
 )
 from hpolab.validation import check_choice, check_count
 

@@ -34,10 +34,7 @@ from hpolab.studies.hd_vs_decay_claims_comparison import (
     check_decay_generalizes_better, check_hd_needs_both, check_hd_not_better_than_decay,
     check_hd_tuning_beats_suggested, check_sgd_decay_generalizes_better_than_adam, check_sgd_hd_beats_adam_hd,
 )
-from hpolab.studies.hd_vs_decay_claims_comparison import HD_NAMES  # noqa: F401  (re-exported: read here)
-from hpolab.studies.hd_vs_decay_claims_rules import (  # noqa: F401  (re-exported: the notebook, tests call these)
-    CHANCE_LOSS, NEAR_BEST, WIDER, Shape, below, curve_shape, shape, shapes_table, wider,
-)
+from hpolab.studies.hd_vs_decay_claims_rules import shapes_table  # noqa: F401  (re-exported: the notebook calls it)
 from hpolab.studies.hd_vs_decay_claims_sensitivity import (
     _on_vgg, check_adam_as_hard_as_sgd, check_adam_more_symmetric, check_decay_eases_adam,
     check_decay_harmless_small_lr, check_decay_improves_sgd, check_decay_raises_best_lr, check_decay_steeper_right,

@@ -40,16 +40,10 @@ from hpolab.validation import check_count, check_positive
 from hpolab.studies.hozog import (
     LABELS, _gamma_slider, _seconds_box, device_replicas, hozog_executor, tuning_method, with_suboptimality,
 )
-from hpolab.studies.hozog_cleaning_claims import (  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
-    CLAIMS, EARLY_FRACTION, NOTEBOOK, SOURCE, check_beats_bohb, check_beats_random_search, check_hozog_faster_early,
-    check_reverse_better_in_the_long_run, check_reverse_costlier_per_hypergradient,
-)
+from hpolab.studies.hozog_cleaning_claims import CLAIMS  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
 from hpolab.studies.hozog_cleaning_setting import (
     CLEANING_BOX, CLEANING_METHODS, CLEANING_MU, CLEANING_Q, CLEANING_SIZES, GAMMA_GRID, GRADIENT_METHODS,
     GRID_EXTENSIONS, PILOT_STEPS, SMOKE_STEPS, cleaning_data, cleaning_quality, cleaning_setting,
-)
-from hpolab.studies.hozog_cleaning_setting import (  # noqa: F401  (re-exported: tests read them here)
-    CLEANING_LR, Cleaning, Size, random_groups,
 )
 from hpolab.studies.hozog_cleaning_tables import (  # noqa: F401  (re-exported: the notebook calls them here)
     costs, pilot_table, settings_table,

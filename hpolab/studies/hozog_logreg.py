@@ -32,20 +32,12 @@ from hpolab.runner import run
 from hpolab.splits import libsvm_split
 from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.hozog import LABELS, device_replicas, hozog_executor, tuning_method
-from hpolab.studies.hozog_logreg_claims import (  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
-    CLAIMS, SMOKE_TIMES, SOURCE, TOLERANCE, check_blackbox_gradient_norm_not_decreasing, check_cheaper_hypergradient,
-    check_faster_than_blackbox, check_faster_than_gradient_methods, check_hoag_fast_start,
-)
+from hpolab.studies.hozog_logreg_claims import CLAIMS  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
 from hpolab.studies.hozog_logreg_measures import add_paper_measures, summarize_logreg
-from hpolab.studies.hozog_logreg_panel import (  # noqa: F401  (re-exported: the notebook calls logreg_panel here)
-    default_gamma, logreg_panel, logreg_run_one,
-)
+from hpolab.studies.hozog_logreg_panel import logreg_panel  # noqa: F401  (re-exported: the notebook calls it)
 from hpolab.studies.hozog_logreg_setting import (
     LAMBDA0, LAMBDA_RANGE, LOGREG_METHODS, LOGREG_SIZES, SMOKE_ITERATIONS, STAND_INS, adam_step_table,
     logistic_regression_setting, pick_adam_step, subset_factor, table2_gamma,
-)
-from hpolab.studies.hozog_logreg_setting import (  # noqa: F401  (re-exported: the study's constants, read here)
-    ADAM_LAMBDAS, ADAM_STEPS, GRADIENT_NORM_POINTS, HOAG_POINTS, LOGREG_DATASETS, TABLE2_GAMMA,
 )
 from hpolab.validation import check_count, check_positive
 

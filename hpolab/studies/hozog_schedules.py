@@ -40,20 +40,11 @@ from hpolab.validation import check_choice, check_count, check_positive
 from hpolab.studies.hozog import (
     LABELS, device_replicas, hozog_executor, tuning_method, with_suboptimality,
 )
-from hpolab.studies.hozog_schedules_claims import (  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
-    CLAIMS, NOTEBOOK, SOURCE, check_beats_bohb, check_beats_gp_bo, check_beats_random_search,
-    check_deep_networks_slow_the_baselines, check_less_time_to_best, check_lowest_test_error,
-    check_smaller_gradient_variance,
-)
-from hpolab.studies.hozog_schedules_panel import (  # noqa: F401  (re-exported: the notebook calls schedule_panel here)
-    schedule_panel, schedule_run_one,
-)
+from hpolab.studies.hozog_schedules_claims import CLAIMS  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
+from hpolab.studies.hozog_schedules_panel import schedule_panel  # noqa: F401  (re-exported: the notebook calls it)
 from hpolab.studies.hozog_schedules_setting import (
     DEFAULT_NETWORKS, INITIAL_LR, PAPER_NETWORKS, SCHEDULE_BOX, SCHEDULE_METHODS, SCHEDULE_SCALES, Network,
     batch_hozog_runs, cifar_split, hozog_settings, schedule_setting,
-)
-from hpolab.studies.hozog_schedules_setting import (  # noqa: F401  (re-exported: tests and the notebook read them here)
-    BASELINES, Scale, build_network, network_settings,
 )
 
 

@@ -67,17 +67,10 @@ from hpolab.methods import joint_descent
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.studies.common import StudyResult, check_scale, saves_results
-from hpolab.studies.jd_mnist_claims import (  # noqa: F401  (re-exported: the ledger reads jd_mnist.CLAIMS)
-    CLAIMS,
-    check_accuracy,
-    check_alpha_near_zero,
-    check_beats_linear,
-    check_eta_shrinks,
-    check_matches_relu,
-)
+from hpolab.studies.jd_mnist_claims import CLAIMS  # noqa: F401  (re-exported: the ledger reads jd_mnist.CLAIMS)
 from hpolab.studies.jd_mnist_figures import accuracy_figure, hyperparameter_figure  # noqa: F401  (the notebook's figures)
-from hpolab.studies.jd_mnist_guards import collapsed, estimate_beta, guard_check  # noqa: F401  (the notebook's guard cells)
-from hpolab.studies.jd_mnist_panel import panel, run_one  # noqa: F401  (re-exported: the notebook's panel)
+from hpolab.studies.jd_mnist_guards import estimate_beta, guard_check  # noqa: F401  (the notebook's guard cells)
+from hpolab.studies.jd_mnist_panel import panel  # noqa: F401  (re-exported: the notebook's panel)
 from hpolab.studies.jd_mnist_setup import (
     BATCH_SIZE,
     BOX,
@@ -89,30 +82,7 @@ from hpolab.studies.jd_mnist_setup import (
     make_setup,
     study_threads,
 )
-from hpolab.studies.jd_mnist_setup import (  # noqa: F401  (re-exported: the study's settings, read here by tests)
-    ACCURACY,
-    ALPHA_NEAR_ZERO,
-    CHANCE,
-    CLAIM_P,
-    CPU_THREADS,
-    ETA_DROP,
-    GUARD_LRS,
-    MATCH,
-    MONITOR_SEED,
-    NOTEBOOK,
-    REFERENCE_LABELS,
-    FixedState,
-    Setup,
-    fixed_hyperparameters,
-    mnist_rows,
-    monitor_sample,
-)
 from hpolab.studies.jd_mnist_summaries import summarize
-from hpolab.studies.jd_mnist_summaries import (  # noqa: F401  (re-exported: tests read runs through these here)
-    at_iteration,
-    first_iteration,
-    window_mean,
-)
 from hpolab.validation import check_choice, check_count, check_open_unit
 
 

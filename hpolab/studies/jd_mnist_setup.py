@@ -2,9 +2,9 @@
 thresholds), the MNIST rows and monitor sample, the fixed-hyperparameter references, and the
 (method, problem) of one run (:func:`configure`).
 
-What every run of the study shares: the study loop (:mod:`hpolab.studies.jd_mnist`, which
-re-exports these names), the widget panel, the guard check and the claims all build on it, so it
-sits in a module of its own that imports none of them.
+What every run of the study shares: the study loop (:mod:`hpolab.studies.jd_mnist`), the
+widget panel, the guard check and the claims all build on it, so it sits in a module of its
+own that imports none of them.
 """
 
 from __future__ import annotations

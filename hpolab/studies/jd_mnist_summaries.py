@@ -2,8 +2,8 @@
 first iteration a column reaches a threshold, a column's value at an iteration, its mean over a
 window of the run.
 
-Kept apart from the study loop (:mod:`hpolab.studies.jd_mnist`, which re-exports these names)
-because they only read histories; :mod:`hpolab.studies.jd_mnist_claims` reads runs through them.
+Kept apart from the study loop (:mod:`hpolab.studies.jd_mnist`) because they only read
+histories; :mod:`hpolab.studies.jd_mnist_claims` reads runs through them.
 """
 
 from __future__ import annotations

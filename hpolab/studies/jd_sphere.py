@@ -39,19 +39,9 @@ from hpolab.problems import make_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.studies.common import StudyResult, check_scale, saves_results
-from hpolab.studies.jd_sphere_claims import (  # noqa: F401  (re-exported: the ledger reads jd_sphere.CLAIMS)
-    CLAIMS,
-    check_ajd_beats_jd,
-    check_before_second_pick,
-    check_jd_beats_alternating,
-    check_p_near_half,
-    check_unbiased_flattens_p,
-    p_scores,
-    p_spread,
-    second_pick,
-)
+from hpolab.studies.jd_sphere_claims import CLAIMS  # noqa: F401  (re-exported: the ledger reads jd_sphere.CLAIMS)
 from hpolab.studies.jd_sphere_figures import p_sweep_figure  # noqa: F401  (re-exported: the notebook calls it here)
-from hpolab.studies.jd_sphere_panel import panel, run_one  # noqa: F401  (re-exported: the notebook's panel)
+from hpolab.studies.jd_sphere_panel import panel  # noqa: F401  (re-exported: the notebook's panel)
 from hpolab.studies.jd_sphere_radii import radius_sweep  # noqa: F401  (re-exported: the notebook calls it here)
 from hpolab.studies.jd_sphere_settings import (
     AJD_ESTIMATORS,
@@ -64,14 +54,7 @@ from hpolab.studies.jd_sphere_settings import (
     configurations,
     variant,
 )
-from hpolab.studies.jd_sphere_settings import (  # noqa: F401  (re-exported: the notebook and study 02 read these here)
-    BASELINES,
-    NOTEBOOK,
-    RADIUS_GRID,
-    SWEEP_SEEDS,
-    UNBIASED,
-    VARIANT_NAMES,
-)
+from hpolab.studies.jd_sphere_settings import BASELINES, UNBIASED  # noqa: F401  (re-exported: notebook 01, study 02)
 from hpolab.validation import check_count
 
 

@@ -2,9 +2,9 @@
 the grid they were picked from, and the method instances of a run (:func:`configurations`),
 with the name each run is reported under (:func:`variant`).
 
-What the study loop (:mod:`hpolab.studies.jd_sphere`, which re-exports these names), the radius
-sweep, the figures, the widget panel and the claims all read; kept in a module of its own so that
-none of those has to import another.
+What the study loop (:mod:`hpolab.studies.jd_sphere`), the radius sweep, the figures, the
+widget panel and the claims all read; kept in a module of its own so that none of those has to
+import another.
 """
 
 from __future__ import annotations

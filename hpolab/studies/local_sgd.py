@@ -45,15 +45,12 @@ from hpolab.devices import resolve_device
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.local_sgd_claims import final_value, measured, summarize
-from hpolab.studies.local_sgd_claims import CLAIMS, NOTEBOOK  # noqa: F401  (the claims every run checks)
+from hpolab.studies.local_sgd_claims import CLAIMS  # noqa: F401  (the claims every run checks)
 from hpolab.studies.local_sgd_claims import at_equal_rounds, target_table, targets  # noqa: F401  (the notebook's tables)
 from hpolab.studies.local_sgd_figures import (  # noqa: F401  (re-exported: the notebook calls local_sgd.loss_figure)
-    AXIS_TITLES,
-    curve_table,
-    loss_figure,
-    period_figure,
+    AXIS_TITLES, loss_figure, period_figure,
 )
-from hpolab.studies.local_sgd_panel import panel, panel_learning_rate, run_one  # noqa: F401  (the notebook calls these)
+from hpolab.studies.local_sgd_panel import panel  # noqa: F401  (the notebook calls it)
 from hpolab.studies.local_sgd_tasks import (
     BATCH_SIZE,
     LR_DECAY,
@@ -64,14 +61,6 @@ from hpolab.studies.local_sgd_tasks import (
     round_budgets,
     run_task,
     schedule_for,
-)
-from hpolab.studies.local_sgd_tasks import (  # noqa: F401  (re-exported: tests use local_sgd.make_model, HIDDEN)
-    HIDDEN,
-    SIZES,
-    WEIGHT_DECAY,
-    load_task_data,
-    logistic_optimum,
-    make_model,
 )
 from hpolab.validation import check_choice, check_count, check_positive
 

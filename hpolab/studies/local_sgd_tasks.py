@@ -1,10 +1,10 @@
 """Study 13's tasks and settings: the data, models, step-size grids and sizes per scale, and
 one local SGD run of a task.
 
-What every run of the study shares, kept apart from the study loop (:mod:`hpolab.studies.local_sgd`,
-which re-exports these names) so that the loop, the widget panel
-(:mod:`hpolab.studies.local_sgd_panel`) and the tests all build runs the same way without importing
-one another: the tasks (LIBSVM a9a and w8a logistic regression with its L-BFGS optimum f*, a small
+What every run of the study shares, kept apart from the study loop
+(:mod:`hpolab.studies.local_sgd`) so that the loop, the widget panel
+(:mod:`hpolab.studies.local_sgd_panel`) and the tests all build runs the same way without
+importing one another: the tasks (LIBSVM a9a and w8a logistic regression with its L-BFGS optimum f*, a small
 MNIST MLP), the constant and growing period schedules, and :func:`run_task`.
 """
 

@@ -45,7 +45,7 @@ from hpolab.splits import mnist_split
 from hpolab.plots import PALETTE
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale, saves_results
-from hpolab.studies.stn_claims import CLAIMS, NOTEBOOK  # noqa: F401  (the claims every run checks)
+from hpolab.studies.stn_claims import CLAIMS  # noqa: F401  (the claims every run checks)
 from hpolab.studies.stn_network import (
     SIGMA, TRAIN_STEPS, WARMUP_EPOCHS, NetworkSetting, fixed_rows, network_limits, run_network, summarize,
 )
