@@ -117,14 +117,15 @@ def time_to_reach(history: History, tolerance: float) -> float:
     return float(reached.iloc[0]) if len(reached) else math.nan
 
 
-
-def _gamma_slider(value: float, low: float, high: float):
+def gamma_slider(value: float, low: float, high: float):
+    """The panels' control of HOZOG's step gamma, on a log scale from 10^low to 10^high."""
     import ipywidgets as w
 
     return w.FloatLogSlider(value=value, base=10, min=low, max=high, step=0.25, description="gamma")
 
 
-def _seconds_box(value: float):
+def seconds_box(value: float):
+    """The panels' control of a run's wall-time budget, in seconds (1 s to 10 h)."""
     import ipywidgets as w
 
     return w.BoundedFloatText(value=value, min=1.0, max=36_000.0, description="seconds")

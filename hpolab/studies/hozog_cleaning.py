@@ -38,7 +38,7 @@ from hpolab.runner import run
 from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.validation import check_count, check_positive
 from hpolab.studies.hozog import (
-    LABELS, _gamma_slider, _seconds_box, device_replicas, hozog_executor, tuning_method, with_suboptimality,
+    LABELS, gamma_slider, seconds_box, device_replicas, hozog_executor, tuning_method, with_suboptimality,
 )
 from hpolab.studies.hozog_cleaning_claims import CLAIMS  # noqa: F401  (re-exported: the ledger reads CLAIMS here)
 from hpolab.studies.hozog_cleaning_setting import (
@@ -204,8 +204,8 @@ def cleaning_panel(values: dict | None = None, **overrides):
     from hpolab.widgets import panel_for
 
     values = {**(values or {}), **overrides}
-    extra = {"gamma": _gamma_slider(values.get("gamma") or 1000.0, 0, 4),
-             "seconds": _seconds_box(values.get("seconds") or 30.0)}
+    extra = {"gamma": gamma_slider(values.get("gamma") or 1000.0, 0, 4),
+             "seconds": seconds_box(values.get("seconds") or 30.0)}
     uses = {"hozog": {"q", "mu", "gamma"}, "reverse": {"gamma"}, "random-search": set(), "bohb": set()}
     return panel_for(cleaning_run_one, {LABELS[m]: m for m in CLEANING_METHODS}, uses, values, extra,
                      x="wall_time", y="objective", total=lambda s: s["seconds"])

@@ -13,7 +13,7 @@ from hpolab.problems.tuning import tuning_problem
 from hpolab.runner import run
 from hpolab.splits import Split, libsvm_split
 from hpolab.studies.common import check_scale
-from hpolab.studies.hozog import LABELS, _gamma_slider, _seconds_box, tuning_method
+from hpolab.studies.hozog import LABELS, gamma_slider, seconds_box, tuning_method
 from hpolab.studies.hozog_logreg_setting import (
     LOGREG_DATASETS, LOGREG_METHODS, LOGREG_SIZES, adam_step_table, logistic_regression_setting, pick_adam_step,
     subset_factor, table2_gamma,
@@ -65,8 +65,8 @@ def logreg_panel(values: dict | None = None, **overrides):
     values = {**(values or {}), **overrides}
     dataset = values.get("dataset") or (values.get("datasets") or ["a9a"])[0]
     extra = {"dataset": w.Dropdown(options=list(LOGREG_DATASETS), value=dataset, description="dataset"),
-             "gamma": _gamma_slider(values.get("gamma") or default_gamma(dataset, values.get("scale", "cpu")), -3, 1),
-             "seconds": _seconds_box(values.get("seconds") or 10.0)}
+             "gamma": gamma_slider(values.get("gamma") or default_gamma(dataset, values.get("scale", "cpu")), -3, 1),
+             "seconds": seconds_box(values.get("seconds") or 10.0)}
     uses = {"hozog": {"q", "mu", "gamma"}, "forward": {"gamma"}, "reverse": {"gamma"}, "implicit": set(),
             "random-search": set(), "bayesian": set(), "bohb": set()}
     return panel_for(logreg_run_one, {LABELS[m]: m for m in LOGREG_METHODS}, uses, values, extra,

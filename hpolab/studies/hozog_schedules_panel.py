@@ -10,7 +10,7 @@ from hpolab.history import History
 from hpolab.hypergrad import box
 from hpolab.problems.tuning import tuning_problem
 from hpolab.runner import run
-from hpolab.studies.hozog import LABELS, _gamma_slider, _seconds_box, tuning_method
+from hpolab.studies.hozog import LABELS, gamma_slider, seconds_box, tuning_method
 from hpolab.studies.hozog_schedules_setting import (
     SCHEDULE_BOX, SCHEDULE_METHODS, SCHEDULE_SCALES, batch_hozog_runs, network_settings, schedule_setting,
 )
@@ -36,8 +36,8 @@ def schedule_panel(values: dict | None = None, **overrides):
     values = {**(values or {}), **overrides}
     settings = network_settings("cnn", values.get("scale", "cpu") if values.get("scale") in SCHEDULE_SCALES else "cpu")
     values = {**values, "q": values.get("q") or settings.q, "mu": values.get("mu") or settings.mu}
-    extra = {"gamma": _gamma_slider(values.get("gamma") or settings.gamma, -3, 2),
-             "seconds": _seconds_box(values.get("seconds") or 60.0)}
+    extra = {"gamma": gamma_slider(values.get("gamma") or settings.gamma, -3, 2),
+             "seconds": seconds_box(values.get("seconds") or 60.0)}
     uses = {"hozog": {"q", "mu", "gamma"}, "random-search": set(), "bayesian": set(), "bohb": set()}
     return panel_for(schedule_run_one, {LABELS[m]: m for m in SCHEDULE_METHODS}, uses, values, extra,
                      x="wall_time", y="objective", total=lambda s: s["seconds"])
