@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 
 from hpolab.hypergrad.cost import Meter
+from hpolab.hypergrad.forward import grad_rows
 from hpolab.hypergrad.hyperparameters import SCHEDULES, Hyperparameters
 from hpolab.hypergrad.result import Estimator, Hypergradient, diverged_result, validation_gradient
 from hpolab.hypergrad.task import InnerTask
@@ -74,14 +75,8 @@ def _update_and_tangents(update, t: int, primals: tuple, tangents: tuple):
         dummies = [torch.zeros_like(o, requires_grad=True) for o in outputs]
         pullbacks = torch.autograd.grad(outputs, inputs, grad_outputs=dummies, create_graph=True, allow_unused=True)
         used = [(g, v) for g, v in zip(pullbacks, tangents) if g is not None and g.requires_grad]
-        rows = len(tangents[0])
-        if rows == 1:
-            products = torch.autograd.grad([g for g, _ in used], dummies, grad_outputs=[v[0] for _, v in used],
-                                           allow_unused=True)
-            products = [None if d is None else d[None] for d in products]
-        else:
-            products = torch.autograd.grad([g for g, _ in used], dummies, grad_outputs=[v for _, v in used],
-                                           is_grads_batched=True, allow_unused=True)
+        products = grad_rows([g for g, _ in used], dummies, [v for _, v in used])
+    rows = len(tangents[0])
     products = [torch.zeros(rows, *o.shape, dtype=o.dtype, device=o.device) if d is None else d.detach()
                 for d, o in zip(products, outputs)]
     return tuple(o.detach() for o in outputs), tuple(products)
@@ -101,12 +96,7 @@ def _gradient_and_tangents(task, hyper, theta, h, constants, batch, Z, basis):
         if grad_h is not None and grad_h.requires_grad:
             outputs.append(grad_h)
             tangents.append(basis)
-        if len(Z) == 1:  # one row: a plain double-backward (batching it costs more than it saves)
-            (dgrad,) = torch.autograd.grad(outputs, theta, grad_outputs=[t[0] for t in tangents], allow_unused=True)
-            dgrad = None if dgrad is None else dgrad[None]
-        else:
-            (dgrad,) = torch.autograd.grad(outputs, theta, grad_outputs=tangents, is_grads_batched=True,
-                                           allow_unused=True)
+        (dgrad,) = grad_rows(outputs, [theta], tangents)
     if dgrad is None:
         dgrad = torch.zeros_like(Z)
     grad, dgrad = task.clip_with_tangents(grad.detach(), dgrad.detach())
