@@ -100,6 +100,22 @@ def test_run_study_with_results_dir_writes_the_files_and_prints_their_paths(tmp_
     assert "results_dir" in inspect.signature(jd_sphere.run_study).parameters
 
 
+def test_a_study_result_saves_the_tables_its_class_names_beside_the_common_files(tmp_path):
+    """StudyResult.tables: one save for every study's further tables (study 12's ``sweep`` field
+    goes to sigma_sweep.csv), instead of a save method per study."""
+    import pandas as pd
+
+    from hpolab.history import History
+    from hpolab.studies.stn import STNResult
+
+    run = History(pd.DataFrame({"iteration": [0, 1], "objective": [2.0, 1.0]}), "stn", "STN", "ridge", 0, {})
+    sweep = pd.DataFrame({"sigma": [0.1, 0.3], "relative error": [1 / 3, 2 / 3]})
+    paths = STNResult([run], pd.DataFrame({"a": [1]}), {"scale": "smoke"}, sweep=sweep).save(tmp_path)
+    assert list(paths) == ["summary", "histories", "parameters", "sigma_sweep"]
+    assert paths["sigma_sweep"] == tmp_path / "sigma_sweep.csv"
+    assert paths["sigma_sweep"].read_text().splitlines() == ["sigma,relative error", "0.1,0.33333333", "0.3,0.66666667"]
+
+
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "hpolab.cli", *args], capture_output=True, text=True, timeout=120)
 

@@ -7,6 +7,7 @@ import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
@@ -51,11 +52,12 @@ class StudyResult:
     histories: list[History]
     summary: pd.DataFrame
     parameters: dict = field(default_factory=dict)
+    tables: ClassVar[dict[str, str]] = {}  # a subclass's further tables (fields) and the files they are saved to
 
     def save(self, directory: str | Path) -> dict[str, Path]:
         """Write ``summary.csv``, ``histories.csv.gz`` (tidy, every step of every run; gzip, which
-        ``pandas.read_csv`` reads as it is) and ``parameters.json`` into ``directory``; returns
-        their paths."""
+        ``pandas.read_csv`` reads as it is), ``parameters.json`` and each table a subclass names
+        in ``tables`` (``<file>.csv``) into ``directory``; returns their paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -66,6 +68,9 @@ class StudyResult:
         self.summary.to_csv(paths["summary"], index=False)
         combine(self.histories).to_csv(paths["histories"], index=False, float_format="%.8g")
         paths["parameters"].write_text(json.dumps(self.parameters, indent=2, default=str))
+        for name, file in self.tables.items():
+            paths[file] = directory / f"{file}.csv"
+            getattr(self, name).to_csv(paths[file], index=False, float_format="%.8g")
         return paths
 
     @property

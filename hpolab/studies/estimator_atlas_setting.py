@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
@@ -52,13 +52,7 @@ class AtlasResult(StudyResult):
 
     measurements: pd.DataFrame = field(default_factory=pd.DataFrame)
     skipped: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def save(self, directory: str | Path) -> dict[str, Path]:
-        """The common files (``summary.csv`` holds the growth rates) and ``measurements.csv``."""
-        paths = super().save(directory)
-        paths["measurements"] = Path(directory) / "measurements.csv"
-        self.measurements.to_csv(paths["measurements"], index=False, float_format="%.8g")
-        return paths
+    tables: ClassVar[dict[str, str]] = {"measurements": "measurements"}  # summary.csv holds the growth rates
 
 
 def variants(estimators: Sequence[str], greedy_horizons: Sequence[int], q_values: Sequence[int]) -> list[tuple]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -86,12 +86,7 @@ class HpoResult(StudyResult):
     axis: str = "wall_time"
     budget: float = math.nan
     gamma_check: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def save(self, directory: str | Path) -> dict[str, Path]:
-        paths = super().save(directory)
-        paths["grid"] = Path(directory) / "grid.csv"
-        self.grid.to_csv(paths["grid"], index=False)
-        return paths
+    tables: ClassVar[dict[str, str]] = {"grid": "grid"}
 
     @property
     def axis_unit(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
@@ -90,12 +90,7 @@ class TunedResult(StudyResult):
     configurations (``summary``) and every grid configuration's score (``tuning``)."""
 
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def save(self, directory: str | Path) -> dict[str, Path]:
-        paths = super().save(directory)
-        paths["tuning"] = Path(directory) / "tuning.csv"
-        self.tuning.to_csv(paths["tuning"], index=False)
-        return paths
+    tables: ClassVar[dict[str, str]] = {"tuning": "tuning"}
 
 
 # ---------------------------------------------------------------------------------------------

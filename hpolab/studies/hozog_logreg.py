@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import pandas as pd
 
@@ -49,13 +49,7 @@ class LogregResult(StudyResult):
 
     settings: pd.DataFrame = field(default_factory=pd.DataFrame)
     adam_steps: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def save(self, directory: str | Path) -> dict[str, Path]:
-        paths = super().save(directory)
-        for name in ("settings", "adam_steps"):
-            paths[name] = Path(directory) / f"{name}.csv"
-            getattr(self, name).to_csv(paths[name], index=False)
-        return paths
+    tables: ClassVar[dict[str, str]] = {"settings": "settings", "adam_steps": "adam_steps"}
 
 
 @saves_results

@@ -36,7 +36,7 @@ MLP shows the same curves beyond the papers' setting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -91,12 +91,7 @@ class LocalSGDResult(StudyResult):
     """The study's histories and summary, and the gamma_0 sweep behind its step sizes."""
 
     lr_sweep: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def save(self, directory):
-        paths = super().save(directory)
-        paths["lr_sweep"] = paths["summary"].parent / "lr_sweep.csv"
-        self.lr_sweep.to_csv(paths["lr_sweep"], index=False)
-        return paths
+    tables: ClassVar[dict[str, str]] = {"lr_sweep": "lr_sweep"}
 
 
 @saves_results

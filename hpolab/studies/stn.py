@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,12 +81,7 @@ class STNResult(StudyResult):
 
     ridge: RidgeRun | None = None
     sweep: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def save(self, directory):
-        paths = super().save(directory)
-        paths["sigma_sweep"] = paths["summary"].parent / "sigma_sweep.csv"
-        self.sweep.to_csv(paths["sigma_sweep"], index=False)
-        return paths
+    tables: ClassVar[dict[str, str]] = {"sweep": "sigma_sweep"}
 
 
 @saves_results
