@@ -6,7 +6,10 @@ read the files; the functions here decide which examples go where and how they a
 - :func:`libsvm_split`: a LIBSVM set, dense, split 2:1:1 by a seeded permutation (the HOZOG
   logistic-regression study, the estimator atlas);
 - :func:`mnist_split`: flattened MNIST, train and validation drawn from MNIST's training set,
-  standardized by the training pixels (the STN study).
+  standardized by the training pixels (the STN study);
+- :func:`image_split`: images (MNIST, SVHN, CIFAR-10) kept as images, the first ones of the
+  training set split in two, normalized per channel by the training images (the FDS studies,
+  the HOZOG CNN study).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hpolab.data import as_tensors, load_libsvm, load_mnist
+from hpolab.data import as_tensors, full_cifar10_needed, load_libsvm, load_mnist
 
 NEWS20_POSITIVE = (2, 3, 4, 5, 6, 12, 13, 14, 15)  # comp.* and sci.* against the other groups
 
@@ -80,3 +83,20 @@ def mnist_split(n_train: int, n_val: int, n_test: int | None, seed: int = 0, dev
         return ((images - mean) / std).to(device), labels.to(device)
 
     return Split(part(x[train_idx], y[train_idx]), part(x[val_idx], y[val_idx]), part(x_test, y_test), name="mnist")
+
+
+def image_split(train_set, test_set, n_train: int, n_val: int, n_test: int | None, device="cpu",
+                name: str = "") -> Split:
+    """The first ``n_train + n_val`` images of ``train_set`` split in two (train, validation) and
+    the first ``n_test`` of ``test_set`` (None: all), channels first, normalized per channel with
+    the training images' mean and standard deviation. A partial CIFAR-10 copy too short for the
+    split raises the error that says where the full set goes."""
+    x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
+    if len(y) < n_train + n_val:
+        if getattr(train_set, "partial", False):
+            raise full_cifar10_needed(f"{n_train} training + {n_val} validation images")
+        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} training images of {name}")
+    x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
+    mean, std = x[:n_train].mean(dim=(0, 2, 3), keepdim=True), x[:n_train].std(dim=(0, 2, 3), keepdim=True)
+    x, x_test = (x - mean) / std, (x_test - mean) / std
+    return Split((x[:n_train], y[:n_train]), (x[n_train:], y[n_train:]), (x_test, y_test), name=name)

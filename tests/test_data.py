@@ -30,6 +30,7 @@ from hpolab.data import (
     load_mnist,
     load_svhn,
 )
+from hpolab.splits import image_split
 
 MNIST_FILES = [
     "train-images-idx3-ubyte.gz",
@@ -257,3 +258,21 @@ def test_missing_libsvm_file_names_folder_file_and_libsvm_page(tmp_path):
     message = str(error.value)
     assert str(tmp_path / "libsvm") in message and "rcv1_train.binary" in message
     assert "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/" in message
+
+
+def test_image_split_takes_the_first_images_and_normalizes_each_channel_by_the_training_ones():
+    data = np.random.default_rng(0).integers(0, 256, size=(30, 3, 4, 4), dtype=np.uint8)
+    data[:, 1] //= 4  # one channel on another scale: the normalization is per channel
+    labels = np.arange(30) % 10
+    train_set, test_set = SimpleNamespace(data=data, labels=labels), SimpleNamespace(data=data[:7], labels=labels[:7])
+    split = image_split(train_set, test_set, 20, 6, 5, name="toy")
+    x = split.train[0]
+    assert [part[0].shape[0] for part in (split.train, split.val, split.test)] == [20, 6, 5]
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-6)
+    assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-5)
+    raw = torch.as_tensor(data).float() / 255
+    mean, std = raw[:20].mean(dim=(0, 2, 3), keepdim=True), raw[:20].std(dim=(0, 2, 3), keepdim=True)
+    assert torch.allclose(split.val[0], (raw[20:26] - mean) / std, atol=1e-6)
+    assert split.val[1].tolist() == labels[20:26].tolist() and split.name == "toy"
+    with pytest.raises(ValueError, match=r"n_train \+ n_val = 31 exceeds the 30 training images of toy"):
+        image_split(train_set, test_set, 25, 6, 5, name="toy")

@@ -181,6 +181,8 @@ def _double_backward_hvp(loss, theta: torch.Tensor, meter):
 
 
 def check_loss_terms(hyper) -> None:
+    """Refuse an optimizer schedule among the learned hyperparameters: the implicit function
+    theorem differentiates the training loss's minimizer, which the optimizer does not move."""
     schedules = [name for name in hyper.learn if name in SCHEDULES]
     if schedules:
         raise ValueError(
@@ -201,20 +203,11 @@ def full_batch_loss(task, hyper, like: torch.Tensor):
 
 def implicit_hypergradient(task, hyper, seed, tolerance=1e-10, max_iterations=2000, cg_tolerance=1e-12,
                            cg_iterations=500) -> Hypergradient:
-    schedules = [name for name in hyper.learn if name in SCHEDULES]
-    if schedules:
-        raise ValueError(
-            f"implicit differentiation applies to hyperparameters of the training loss, not to the optimizer's "
-            f"{schedules}: learn only loss terms (e.g. log_l2) or use the forward or reverse estimator")
+    check_loss_terms(hyper)
     theta0 = task.init(seed)
     with Meter(theta0.device) as meter:
         h = hyper.pack().to(theta0)
-        constants = {k: v.to(theta0) for k, v in hyper.values.items() if k not in SCHEDULES and k not in hyper.learn}
-        full = task.batch(torch.arange(len(task.data[1]), device=theta0.device))
-
-        def train_loss(theta, flat):
-            return task.train_loss(theta, full, {**constants, **hyper.unpack(flat)})
-
+        train_loss = full_batch_loss(task, hyper, theta0)
         theta = minimize_training_loss(lambda t: train_loss(t, h), theta0, tolerance, max_iterations, meter)
         if not torch.isfinite(theta).all():
             return diverged_result("L-BFGS produced non-finite weights", meter, theta)

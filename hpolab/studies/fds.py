@@ -26,9 +26,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from hpolab.data import DataNotFoundError, as_tensors, full_cifar10_needed, load_cifar10, load_mnist, load_svhn
+from hpolab.data import DataNotFoundError, load_cifar10, load_mnist, load_svhn
 from hpolab.history import History
 from hpolab.recorder import Recorder
+from hpolab.splits import image_split
 from hpolab.methods.fds import (  # noqa: F401  (the loop's names, used here and re-exported for the FDS studies)
     diverged_update, learn, stalled, trains,
 )
@@ -79,18 +80,8 @@ def image_data(dataset: str, n_train: int, n_val: int, n_test: int | None, devic
         train_set, test_set = load_mnist(True, download=False), load_mnist(False, download=False)
     elif dataset == "cifar10":
         train_set, test_set = load_cifar10(True, download=False), load_cifar10(False, download=False)
-    x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
-    if len(y) < n_train + n_val:
-        if getattr(train_set, "partial", False):
-            raise full_cifar10_needed(f"{n_train} training + {n_val} validation images")
-        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} training images of "
-                         f"{dataset}")
-    x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
-    mean = x[:n_train].mean(dim=(0, 2, 3), keepdim=True)
-    std = x[:n_train].std(dim=(0, 2, 3), keepdim=True)
-    x, x_test = (x - mean) / std, (x_test - mean) / std
-    split = {"train": (x[:n_train], y[:n_train]), "val": (x[n_train:], y[n_train:]), "test": (x_test, y_test)}
-    return split, note
+    split = image_split(train_set, test_set, n_train, n_val, n_test, device, dataset)
+    return {"train": split.train, "val": split.val, "test": split.test}, note
 
 
 def _xavier_reset(layer: nn.Module) -> None:

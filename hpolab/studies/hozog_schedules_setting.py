@@ -16,6 +16,7 @@ from torch import nn
 from hpolab.hypergrad import classification_task, schedule
 from hpolab.models import cifar_resnet152, cifar_vgg16, two_layer_cnn
 from hpolab.seeding import global_seed
+from hpolab.splits import image_split
 from hpolab.studies.common import check_scale
 from hpolab.validation import check_choice, check_count, check_positive
 
@@ -88,18 +89,11 @@ def build_network(network: str, scale: str) -> nn.Module:
 def cifar_split(n_train: int, n_val: int, n_test: int, device="cpu"):
     """``(train, val, test)``: the first ``n_train + n_val`` CIFAR-10 training images split in
     two, the first ``n_test`` test images, normalized per channel with the training statistics."""
-    from hpolab.data import as_tensors, full_cifar10_needed, load_cifar10
+    from hpolab.data import load_cifar10
 
-    train_set, test_set = load_cifar10(True, download=False), load_cifar10(False, download=False)
-    x, y = as_tensors(train_set, limit=n_train + n_val, device=device)
-    if len(y) < n_train + n_val:
-        if getattr(train_set, "partial", False):
-            raise full_cifar10_needed(f"{n_train} training + {n_val} validation images")
-        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {len(y)} CIFAR-10 training images")
-    x_test, y_test = as_tensors(test_set, limit=n_test, device=device)
-    mean, std = x[:n_train].mean(dim=(0, 2, 3), keepdim=True), x[:n_train].std(dim=(0, 2, 3), keepdim=True)
-    x, x_test = (x - mean) / std, (x_test - mean) / std
-    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:]), (x_test, y_test)
+    split = image_split(load_cifar10(True, download=False), load_cifar10(False, download=False), n_train, n_val,
+                        n_test, device, "CIFAR-10")
+    return split.train, split.val, split.test
 
 
 def schedule_setting(scale: str, network: str = "cnn", device="cpu", lr: float = INITIAL_LR, split=None):
