@@ -188,8 +188,6 @@ def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_a
             outputs.append(grads[1])
             tangents.append(basis)
         (dgrad,) = grad_rows(outputs, [theta], tangents)
-    if dgrad is None:
-        dgrad = torch.zeros_like(Z_active)
     grad, dgrad = task.clip_with_tangents(grad.detach(), dgrad.detach())
     return grad, dgrad, loss.detach()
 
@@ -197,12 +195,15 @@ def _gradient_and_tangents(task, theta, batch, terms, learned_terms, layout, Z_a
 def grad_rows(outputs: list, inputs: list, rows: list) -> list:
     """``torch.autograd.grad(outputs, inputs)`` for K rows of cotangents at once: ``rows`` holds
     one K x (output's shape) tensor per output; returns one K x (input's shape) tensor per input,
-    None for an input the outputs do not depend on. One row (the first window; every step of
+    zeros for an input the outputs do not depend on. One row (the first window; every step of
     greedy H = 1) takes a plain backward pass, where vmap's set-up would cost more than it saves."""
-    if len(rows[0]) == 1:
+    K = len(rows[0])
+    if K == 1:
         grads = torch.autograd.grad(outputs, inputs, grad_outputs=[row[0] for row in rows], allow_unused=True)
-        return [None if g is None else g.unsqueeze(0) for g in grads]
-    return list(torch.autograd.grad(outputs, inputs, grad_outputs=rows, is_grads_batched=True, allow_unused=True))
+        grads = [None if g is None else g.unsqueeze(0) for g in grads]
+    else:
+        grads = torch.autograd.grad(outputs, inputs, grad_outputs=rows, is_grads_batched=True, allow_unused=True)
+    return [torch.zeros(K, *x.shape, dtype=x.dtype, device=x.device) if g is None else g for g, x in zip(grads, inputs)]
 
 
 def _add_to_row(tangent: torch.Tensor, members: list[int], row: int | None, vector: torch.Tensor) -> None:

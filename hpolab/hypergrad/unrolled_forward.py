@@ -76,10 +76,7 @@ def _update_and_tangents(update, t: int, primals: tuple, tangents: tuple):
         pullbacks = torch.autograd.grad(outputs, inputs, grad_outputs=dummies, create_graph=True, allow_unused=True)
         used = [(g, v) for g, v in zip(pullbacks, tangents) if g is not None and g.requires_grad]
         products = grad_rows([g for g, _ in used], dummies, [v for _, v in used])
-    rows = len(tangents[0])
-    products = [torch.zeros(rows, *o.shape, dtype=o.dtype, device=o.device) if d is None else d.detach()
-                for d, o in zip(products, outputs)]
-    return tuple(o.detach() for o in outputs), tuple(products)
+    return tuple(o.detach() for o in outputs), tuple(d.detach() for d in products)
 
 
 def _gradient_and_tangents(task, hyper, theta, h, constants, batch, Z, basis):
@@ -97,8 +94,6 @@ def _gradient_and_tangents(task, hyper, theta, h, constants, batch, Z, basis):
             outputs.append(grad_h)
             tangents.append(basis)
         (dgrad,) = grad_rows(outputs, [theta], tangents)
-    if dgrad is None:
-        dgrad = torch.zeros_like(Z)
     grad, dgrad = task.clip_with_tangents(grad.detach(), dgrad.detach())
     return grad, dgrad, loss.detach()
 
