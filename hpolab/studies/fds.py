@@ -1,6 +1,6 @@
 """What the FDS studies (notebooks 08 to 11) share: image tasks, the choice of exact
 estimator, the start check and the HD baseline; the resumable outer loop of non-greedy
-hyperparameter learning is the library's (:mod:`hpolab.methods.fds`, re-exported here).
+hyperparameter learning is the library's (:mod:`hpolab.methods.fds`).
 
 FDS (Micaelli & Storkey, "Gradient-based hyperparameter optimization over long horizons")
 learns the hyperparameters of SGD with momentum and weight decay by exact, non-greedy
@@ -30,9 +30,7 @@ from hpolab.data import DataNotFoundError, load_cifar10, load_mnist, load_svhn
 from hpolab.history import History
 from hpolab.recorder import Recorder
 from hpolab.splits import image_split
-from hpolab.methods.fds import (  # noqa: F401  (the loop's names, used here and re-exported for the FDS studies)
-    diverged_update, learn, stalled, trains,
-)
+from hpolab.methods.fds import trains
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
 from hpolab.hypergrad.outer import per_entry
 from hpolab.hypergrad.result import Estimator

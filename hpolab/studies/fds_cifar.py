@@ -32,6 +32,7 @@ from hpolab.cache import StudyCache
 from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.hypergrad import box, per_entry, schedule, sign_descent
+from hpolab.methods.fds import learn
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.fds import (
@@ -44,7 +45,6 @@ from hpolab.studies.fds import (
     hd_training,
     image_data,
     image_task,
-    learn,
     start_check,
     test_accuracy,
 )

@@ -36,10 +36,11 @@ from hpolab.cache import StudyCache
 from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.hypergrad import box, schedule, sign_descent, train
+from hpolab.methods.fds import learn
 from hpolab.progress import progress_bar
 from hpolab.studies.common import StudyResult, check_scale, saves_results
-from hpolab.studies.fds import (GRAD_CLIP, exact_estimator, image_data, image_task, learn, outer_estimator,
-                                start_check, test_accuracy)
+from hpolab.studies.fds import (GRAD_CLIP, exact_estimator, image_data, image_task, outer_estimator, start_check,
+                                test_accuracy)
 from hpolab.studies.fds_claims import SCHEDULE_CLAIMS as CLAIMS
 from hpolab.validation import check_choice, check_count, check_positive
 

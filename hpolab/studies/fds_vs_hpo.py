@@ -46,12 +46,13 @@ from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.hypergrad import box, per_entry, schedule, sign_descent, train
 from hpolab.methods.blackbox import DEFAULT_LABELS, make_blackbox
+from hpolab.methods.fds import learn
 from hpolab.problems.tuning import classification_metrics, tuning_problem
 from hpolab.progress import progress_bar
 from hpolab.runner import run
 from hpolab.studies.common import StudyResult, check_scale, saves_results
 from hpolab.studies.fds import (GRAD_CLIP, HD_HYPERGRAD_LRS, best_hd_run, exact_estimator, hd_training, image_data,
-                                image_task, learn, start_check)
+                                image_task, start_check)
 from hpolab.studies.fds_claims import CONVERGED_FRAC, ZERO_REGRET
 from hpolab.studies.fds_claims import HPO_CLAIMS as CLAIMS
 from hpolab.validation import check_choice, check_count, check_positive

@@ -25,7 +25,7 @@ from hpolab.problems.mlp import (
 )
 from hpolab.protocol import Method
 from hpolab.studies.common import check_scale
-from hpolab.studies.jd_sphere import JD_RADII
+from hpolab.studies.jd_sphere_settings import JD_RADII
 from hpolab.validation import check_choice, check_count, check_positive
 
 
