@@ -308,7 +308,10 @@ def task_response(task: InnerTask, hyper: Hyperparameters) -> ResponseModel:
     return linear_response(None, lambda w, batch: task.val_loss(w))._replace(train_loss=train)
 
 
-class TuningState(NamedTuple):
+class STNTuningState(NamedTuple):
+    """:func:`stn_tuning`'s state on the core protocol: what the runner records (x, y, kind,
+    extras) around STN's own state."""
+
     x: torch.Tensor  # w0: the response's weights at the current hyperparameters
     y: torch.Tensor  # lambda, packed as the task's h (float64, CPU)
     stn: STNState
@@ -341,7 +344,7 @@ def stn_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tens
 
     def init(x0, y0, oracle, generator):
         state = stn.init((x0, x0.new_zeros(x0.numel(), y0.numel())), y0)
-        return TuningState(state.phi[0], state.hyper.double().cpu(), state, "start")
+        return STNTuningState(state.phi[0], state.hyper.double().cpu(), state, "start")
 
     def update(state, oracle, generator):
         order = iter(task.batches(int(torch.randint(2**31 - 1, (), generator=generator)), train_steps))
@@ -349,6 +352,6 @@ def stn_tuning(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tens
         cycle = stn.update(state.stn, lambda: task.batch(next(order)), lambda: None, generator)
         oracle.charge(Cost(gradient_evaluations=train_steps + tune_steps))
         extras = {"train_loss": cycle.train_loss, "hypergradient_norm2": float((cycle.hypergradient**2).sum())}
-        return TuningState(cycle.phi[0], cycle.hyper.double().cpu(), cycle, "stn", extras)
+        return STNTuningState(cycle.phi[0], cycle.hyper.double().cpu(), cycle, "stn", extras)
 
     return Method("stn", init, update, dict(stn.config), label)
