@@ -109,14 +109,14 @@ def final_values(histories: Sequence[History], by: str = "p", y: str = "best_obj
     (runs without ``by`` in their config, such as the alternating baselines, get NaN). A run's
     ``line`` is its method, or what ``line(history)`` names it (a variant of a method)."""
     rows = [
-        (h.problem, h.method if line is None else line(h), h.label, h.config.get(by, np.nan), h.seed,
+        (h.problem, h.method, h.method if line is None else line(h), h.label, h.config.get(by, np.nan), h.seed,
          float(h.frame[y].iloc[-1]))
         for h in histories
     ]
-    frame = pd.DataFrame(rows, columns=["problem", "line", "label", by, "seed", y])
+    frame = pd.DataFrame(rows, columns=["problem", "method", "line", "label", by, "seed", y])
     grouped = frame.groupby(["problem", "line", by], dropna=False, sort=False)
-    summary = grouped.agg(label=("label", "first"), mean=(y, "mean"), low=(y, "min"), high=(y, "max"),
-                          runs=(y, "size"))
+    summary = grouped.agg(method=("method", "first"), label=("label", "first"), mean=(y, "mean"), low=(y, "min"),
+                          high=(y, "max"), runs=(y, "size"))
     return summary.reset_index()
 
 

@@ -55,6 +55,9 @@ def test_final_values_average_over_seeds_per_p():
             history("JD p=0.1", 0, [0, 1], [3.0, 1.0], p=0.1)]
     data = final_values(runs).set_index("p")
     assert data.loc[0.5, "mean"] == pytest.approx(2.5) and data.loc[0.1, "mean"] == 1.0
+    assert list(data["method"]) == list(data["line"]) == ["jd", "jd"]
+    by_label = final_values(runs, line=lambda h: h.label).set_index("line")
+    assert by_label.loc["JD p=0.5", "runs"] == 2 and by_label.loc["JD p=0.5", "method"] == "jd"
 
 
 def test_figures_have_one_line_per_label():
