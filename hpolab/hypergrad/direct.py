@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-_ELEMENTWISE = {nn.Tanh: torch.tanh, nn.ReLU: F.relu, nn.Sigmoid: torch.sigmoid, nn.Identity: lambda x: x}
+ELEMENTWISE = {nn.Tanh: torch.tanh, nn.ReLU: F.relu, nn.Sigmoid: torch.sigmoid, nn.Identity: lambda x: x}
 
 
 def direct_layers(module: nn.Module) -> list | None:
@@ -44,8 +44,8 @@ def direct_layers(module: nn.Module) -> list | None:
                                           layer.ceil_mode)))
         elif type(layer) is nn.Flatten:
             layers.append(("flatten", (layer.start_dim, layer.end_dim)))
-        elif type(layer) in _ELEMENTWISE and not getattr(layer, "inplace", False):
-            layers.append(("elementwise", _ELEMENTWISE[type(layer)]))
+        elif type(layer) in ELEMENTWISE and not getattr(layer, "inplace", False):
+            layers.append(("elementwise", ELEMENTWISE[type(layer)]))
         else:
             return None
     return layers

@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hpolab.hypergrad.direct import ELEMENTWISE, direct_layers
+
 
 def _tanh(s):
     a = torch.tanh(s)
@@ -54,22 +56,26 @@ def _identity(s):
     return s, None, None  # f' = 1, f'' = 0
 
 
-_ACTIVATIONS = {nn.Tanh: _tanh, nn.Sigmoid: _sigmoid, nn.ReLU: _relu, nn.Identity: _identity}
+# the direct path's activation functions (hpolab.hypergrad.direct) -> (f, f', f'') of s
+_DERIVATIVES = {ELEMENTWISE[nn.Tanh]: _tanh, ELEMENTWISE[nn.Sigmoid]: _sigmoid, ELEMENTWISE[nn.ReLU]: _relu,
+                ELEMENTWISE[nn.Identity]: _identity}
 
 
 def mlp_layers(module: nn.Module) -> list | None:
     """``module`` as steps ("linear", has_bias) and ("activation", f) when it is a plain MLP
-    (see the module docstring), with a leading ("flatten", None) for an ``nn.Flatten()``; else None."""
-    if type(module) is not nn.Sequential or len(module) == 0:
+    (see the module docstring), with a leading ("flatten", None) for an ``nn.Flatten()``; else
+    None. Read off the direct path's parse (:func:`~hpolab.hypergrad.direct.direct_layers`)."""
+    steps = direct_layers(module)
+    if steps is None:
         return None
     layers = []
-    for position, layer in enumerate(module):
-        if type(layer) is nn.Flatten and position == 0 and (layer.start_dim, layer.end_dim) == (1, -1):
+    for position, (kind, setting) in enumerate(steps):
+        if kind == "flatten" and position == 0 and setting == (1, -1):
             layers.append(("flatten", None))
-        elif type(layer) is nn.Linear:
-            layers.append(("linear", layer.bias is not None))
-        elif type(layer) in _ACTIVATIONS and not getattr(layer, "inplace", False):
-            layers.append(("activation", _ACTIVATIONS[type(layer)]))
+        elif kind == "linear":
+            layers.append(("linear", setting))
+        elif kind == "elementwise" and setting in _DERIVATIVES:
+            layers.append(("activation", _DERIVATIVES[setting]))
         else:
             return None
     return layers if any(kind == "linear" for kind, _ in layers) else None

@@ -29,14 +29,14 @@ from torch import nn
 from hpolab.data import DataNotFoundError, load_cifar10, load_mnist, load_svhn
 from hpolab.history import History
 from hpolab.recorder import Recorder
-from hpolab.splits import image_split
-from hpolab.methods.fds import trains
 from hpolab.hypergrad import Hyperparameters, InnerTask, classification_task, forward_mode, greedy, reverse_mode, train
 from hpolab.hypergrad.outer import per_entry
 from hpolab.hypergrad.result import Estimator
+from hpolab.methods.fds import trains
 from hpolab.models import lenet, wide_resnet
 from hpolab.optim import SGDHD
 from hpolab.problems.tuning import classification_metrics
+from hpolab.splits import image_split
 from hpolab.validation import check_choice
 
 DATASETS = ("mnist", "svhn", "cifar10")

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from hpolab.data import load_cifar10
 from hpolab.hypergrad import classification_task, schedule
 from hpolab.models import cifar_resnet152, cifar_vgg16, two_layer_cnn
 from hpolab.seeding import global_seed
@@ -89,8 +90,6 @@ def build_network(network: str, scale: str) -> nn.Module:
 def cifar_split(n_train: int, n_val: int, n_test: int, device="cpu"):
     """``(train, val, test)``: the first ``n_train + n_val`` CIFAR-10 training images split in
     two, the first ``n_test`` test images, normalized per channel with the training statistics."""
-    from hpolab.data import load_cifar10
-
     split = image_split(load_cifar10(True, download=False), load_cifar10(False, download=False), n_train, n_val,
                         n_test, device, "CIFAR-10")
     return split.train, split.val, split.test
