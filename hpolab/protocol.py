@@ -25,7 +25,9 @@ import torch
 class State(Protocol):
     """What the runner (:func:`hpolab.runner.run`) reads from any method state.
 
-    Required: ``x`` and ``y``, the training variables and hyperparameters after the step.
+    Required: ``x`` and ``y``, the training variables after the step and the hyperparameters
+    they go with (a tuner's ``x`` is the weights a training ended at, its ``y`` the
+    hyperparameters that training ran with), which the runner records as one row.
     Optional, read with a default when absent: ``kind`` (the history row's kind, ``"step"`` if absent; e.g.
     ``"gradient"``, ``"gradientless"``, ``"trial"``), ``message`` (a note the runner appends
     to a divergence message) and ``extras`` (a dict of further columns for the row, e.g. a

@@ -37,6 +37,18 @@ def test_tolerances_decrease_as_the_code_does_and_warm_starts_make_late_iteratio
     assert per_iteration.median() < first / 2  # warm started from the last solution
 
 
+def test_each_row_holds_the_lambda_its_solve_ran_at_and_the_step_leads_to_the_next_row():
+    """Row k's lambda is where its inner solution was found (row 1: the start), and row k's
+    step (its step size times its hypergradient's norm) is what separates it from row k + 1."""
+    task, hyper, limits = setting()
+    frame = run(hoag(task, hyper, limits), tuning_problem(task, hyper), 300, seed=0).frame
+    lam = frame["log_l2"].to_numpy()
+    assert lam[0] == lam[1] == -5.0
+    moved = abs(lam[2:] - lam[1:-1])
+    step = (frame["step_size"] * frame["hypergradient_norm2"] ** 0.5).to_numpy()[1:-1]
+    assert len(moved) >= 3 and moved == pytest.approx(step, rel=1e-9)
+
+
 def test_quadratic_and_cubic_schedules_and_the_floor():
     assert next_tolerance(0.01, 0.01, 3, "quadratic", 0.9) == pytest.approx(0.01 / 9)
     assert next_tolerance(0.01, 0.01, 2, "cubic", 0.9) == pytest.approx(0.01 / 8)

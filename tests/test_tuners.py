@@ -5,6 +5,7 @@ lower validation loss than training at the start's does."""
 
 import pandas as pd
 import pytest
+import torch
 
 from hpolab import run
 from hpolab.hypergrad import box, schedule, train
@@ -67,6 +68,21 @@ def test_tuner_counts_its_cost_in_the_papers_units(name, settings, budget):
     frame = tuned(name, settings, budget // 2).frame
     assert (frame["iteration"] == frame["gradient_evaluations"] + frame["function_evaluations"]).all()
     assert frame["iteration"].is_monotonic_increasing and frame["iteration"].iloc[-1] >= budget // 2
+
+
+@pytest.mark.parametrize("name, settings", [
+    ("hypergradient", {"lr": 2.0}), ("fds", {"gamma": 0.5}), ("random-search", {}), ("bayesian", {})])
+def test_each_row_holds_the_hyperparameters_its_training_ran_with(name, settings):
+    """A row is one training: retraining at the row's log lambda (with the tuner's fixed
+    training seed) gives the row's validation loss, for the gradient tuners (whose update
+    moves lambda after the training) as for the black-box ones."""
+    task, hyper, limits = setting()
+    frame = run(make_tuner(name, task, hyper, limits, seed=11, **settings), tuning_problem(task, hyper),
+                5 * 41, seed=0).frame
+    assert len(frame) >= 5 and frame["log_l2"].iloc[1:].nunique() >= 3
+    for _, row in frame.iloc[1:].iterrows():
+        retrained = train(task, hyper.with_flat(torch.tensor([row["log_l2"]], dtype=torch.float64)), 11)
+        assert float(task.val_loss(retrained.theta)) == pytest.approx(row["objective"], rel=1e-9)
 
 
 def test_unknown_tuner_is_rejected_with_the_known_ones():

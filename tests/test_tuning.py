@@ -23,7 +23,8 @@ def test_sign_descent_from_zero_learning_rates_lowers_validation_loss():
     assert [c for c in frame.columns if c.startswith("lr[")] == ["lr[0]", "lr[1]", "lr[2]", "lr[3]"]
     assert (frame["hypergradient_norm2"].iloc[1:] > 0).all()
     assert frame["objective"].iloc[-1] < 0.8 * frame["objective"].iloc[0]
-    assert (frame["lr[0]"].iloc[1:] > 0).all()
+    assert (frame["lr[0]"].iloc[:2] == 0).all()  # the first training runs at the start
+    assert (frame["lr[0]"].iloc[2:] > 0).all()
     assert frame["hvp_evaluations"].iloc[-1] > 0
     assert (frame["iteration"].diff().iloc[1:] == 65).all()  # 64 training steps, 1 validation gradient
 

@@ -16,8 +16,9 @@ Outer iteration k (Algorithm 1 of the paper, the rules of its code, github.com/f
 Loose tolerances make the first iterations cheap and the warm starts keep later ones short:
 the fast start the HOZOG paper credits HOAG with (section 3.1). Costs are charged as the
 estimators' are: one gradient evaluation per L-BFGS evaluation, one Hessian-vector product
-per CG iteration. Like :func:`~hpolab.methods.hypergradient_tuning.hypergradient_tuning`,
-the state's ``x`` is the last inner solution and ``y`` the hyperparameters after the step.
+per CG iteration. As in :func:`~hpolab.methods.hypergradient_tuning.hypergradient_tuning`,
+a row is one inner solve: the state's ``x`` is the last inner solution and ``y`` the lambda_k it
+was solved at; lambda_{k+1}, where the next iteration solves, is ``next_y``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ EXACT_EPSILON = 1e-12  # the code's floor on epsilon_k
 
 class HoagState(NamedTuple):
     x: torch.Tensor  # the last inner solution x_k (the next L-BFGS starts here)
-    y: torch.Tensor  # lambda after the step
+    y: torch.Tensor  # lambda_k, where x was solved
+    next_y: torch.Tensor  # lambda_{k+1}, after the step: where the next iteration solves
     q: torch.Tensor | None  # the last CG solution (the next CG starts here)
     iteration: int  # k, outer iterations done
     epsilon: float  # the tolerance of the next iteration
@@ -89,10 +91,10 @@ def hoag(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, to
 
     def init(x0, y0, oracle, generator):
         h = y0.double() if limits is None else torch.clamp(y0.double(), limits[0], limits[1])
-        return HoagState(x0, h, None, 0, epsilon0, math.nan, math.inf, (math.nan, math.nan), "start")
+        return HoagState(x0, h, h, None, 0, epsilon0, math.nan, math.inf, (math.nan, math.nan), "start")
 
     def update(state, oracle, generator):
-        current = hyper.with_flat(state.y)
+        current = hyper.with_flat(state.next_y)
         first = state.iteration == 0
         if first:  # HOAG's x_0, and the scale of its inner tolerances: |grad L_train(x_0, lambda_0)|
             run_seed = seed if seed is not None else int(torch.randint(2**31 - 1, (), generator=generator))
@@ -107,7 +109,8 @@ def hoag(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, to
         result = solution.hypergradient
         oracle.charge(result.cost)
         if result.diverged:
-            return state._replace(x=torch.full_like(state.x, math.nan), kind="diverged", message=result.message)
+            return state._replace(x=torch.full_like(state.x, math.nan), y=state.next_y, kind="diverged",
+                                  message=result.message)
         norms = (train_scale, solution.val_gradient_norm if first else state.norms[1])
         k = state.iteration + 1
         epsilon = next_tolerance(state.epsilon, epsilon0, k, decrease, factor)
@@ -117,10 +120,10 @@ def hoag(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, to
         if math.isnan(lipschitz):
             lipschitz = size * p.numel() if size > 1e-3 else 1.0
         step_size = 1.0 / lipschitz
-        h = state.y - step_size * p if size > 0 else state.y
+        h = state.next_y - step_size * p if size > 0 else state.next_y
         if limits is not None:
             h = torch.clamp(h, limits[0], limits[1])
-        increment = float((h - state.y).norm())
+        increment = float((h - state.next_y).norm())
         value = result.loss
         if value - epsilon <= (state.previous_value + state.epsilon + state.epsilon * increment
                                - lipschitz / 2 * increment**2):
@@ -129,7 +132,7 @@ def hoag(task: InnerTask, hyper: Hyperparameters, limits: tuple[torch.Tensor, to
             lipschitz *= 2
         extras = {"hypergradient_norm2": size**2, "inner_tolerance": state.epsilon * train_scale,
                   "step_size": step_size}
-        return HoagState(result.theta, h, solution.cg_solution, k, epsilon, lipschitz, value, norms,
+        return HoagState(result.theta, state.next_y, h, solution.cg_solution, k, epsilon, lipschitz, value, norms,
                          "hypergradient", extras=extras)
 
     config = {"epsilon0": epsilon0, "decrease": decrease, "factor": factor}

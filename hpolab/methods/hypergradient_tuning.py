@@ -2,9 +2,11 @@
 
 Each step trains once (or q + 1 times, for the zeroth-order estimator) with the current
 hyperparameters through the estimator, charges its cost to the oracle, and lets the outer
-update (plain or FDS's sign-based step) move them. The state's ``x`` is the run's final
-weights, so the history's objective is that run's validation loss, and its hyperparameter
-columns hold the values after the update.
+update (plain or FDS's sign-based step) move them. A row is one training: the state's ``x``
+is the run's final weights and ``y`` the hyperparameters it trained with, so that the history's
+objective (that run's validation loss) and its hyperparameter columns describe one point, as
+a black-box tuner's trial rows do and as :func:`hpolab.problems.tuning.tuning_problem` defines
+f(x, y); the values the update moved to, which the next step trains with, are ``outer.h``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from hpolab.protocol import Method
 
 class TuningState(NamedTuple):
     x: torch.Tensor  # weights at the end of the last training run
-    y: torch.Tensor  # the learned hyperparameters, packed
-    outer: OuterState
+    y: torch.Tensor  # the learned hyperparameters x was trained with, packed
+    outer: OuterState  # outer.h: the hyperparameters the next step trains with
     last: Hypergradient | None
     kind: str
     message: str = ""
@@ -87,10 +89,10 @@ def hypergradient_tuning(task: InnerTask, hyper: Hyperparameters,
                                       generator if draws else None)
         oracle.charge(result.cost)
         if result.diverged:
-            return state._replace(x=torch.full_like(state.x, float("nan")), last=result, kind="diverged",
-                                  message=result.message)
+            return state._replace(x=torch.full_like(state.x, float("nan")), y=state.outer.h, last=result,
+                                  kind="diverged", message=result.message)
         theta = result.theta if result.theta is not None else torch.full_like(state.x, float("nan"))
         extras = {"hypergradient_norm2": float((result.grad**2).sum())}
-        return TuningState(theta, stepped.h, stepped, result, "hypergradient", extras=extras)
+        return TuningState(theta, state.outer.h, stepped, result, "hypergradient", extras=extras)
 
     return Method("hypergradient-tuning", init, update, {"outer": outer.name}, label)

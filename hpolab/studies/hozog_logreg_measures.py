@@ -51,7 +51,7 @@ def add_paper_measures(histories: Sequence[History], task, hyper, q: int, mu: fl
             frame["grad_norm2"] = frame.get("hypergradient_norm2", math.nan)
             continue
         hoag_run = method == "implicit"
-        at = frame[column].shift(1) if hoag_run else frame[column]
+        at = frame[column]
         rows = [i for i in range(1, len(frame)) if not math.isnan(float(at.iloc[i]))]
         count = min(hoag_points if hoag_run else points, len(rows))
         chosen = sorted({rows[int(k)] for k in np.linspace(0, len(rows) - 1, count)}) if rows else []
