@@ -156,6 +156,17 @@ def test_hd_raises_the_learning_rate_from_zero():
     assert history.frame["objective"].iloc[-1] < math.log(2)
 
 
+def test_best_hd_is_charged_every_training_as_done_before_its_own():
+    task = double_task()
+    runs = {rate: fds.hd_training(task, 30, rate, 0, test=task.data, record_every=30)
+            for rate in fds.HD_HYPERGRAD_LRS}
+    best = fds_vs_hpo.best_hd(task, 30, task.data)
+    row = best.frame.iloc[-1]
+    assert row["runs"] == len(runs) and row["gradient_evaluations"] == 30 * len(runs)
+    assert row["iteration"] == row["gradient_evaluations"] + row["function_evaluations"]
+    assert row["objective"] == min(float(h.frame["objective"].iloc[-1]) for h in runs.values())
+
+
 def test_regret_columns_follow_the_best_validated_finished_configuration():
     frame = pd.DataFrame({"kind": ["start", "trial", "diverged trial", "trial", "trial"],
                           "objective": [2.0, 1.0, 9.0, 0.5, 0.7], "test_error": [0.9, 0.3, 0.9, 0.2, 0.1],

@@ -43,7 +43,7 @@ import torch
 
 from hpolab.cache import StudyCache
 from hpolab.devices import resolve_device
-from hpolab.history import History
+from hpolab.history import COUNTERS, History
 from hpolab.hypergrad import box, per_entry, schedule, sign_descent, train
 from hpolab.methods.blackbox import DEFAULT_LABELS, make_blackbox
 from hpolab.methods.fds import learn
@@ -193,13 +193,15 @@ def run_method(name: str, task, test, hyper, limits, seconds: float | None, devi
 
 def best_hd(task, horizon: int, test, seed: int = 0, callback=None, should_stop=None) -> History:
     """HD trained once per hypergradient rate in HD_HYPERGRAD_LRS; the run of lowest final
-    validation loss (a diverged run only if all diverged), charged for all of them."""
+    validation loss (a diverged run only if all diverged), charged for all of them: its rows'
+    costs (every counter, ``iteration`` and ``wall_time``) and ``runs`` count the other
+    trainings as done before it."""
     runs = [hd_training(task, horizon, rate, seed, test, record_every=horizon, callback=callback,
                         should_stop=should_stop) for rate in HD_HYPERGRAD_LRS]
     best = best_hd_run(runs) or runs[-1]
-    best.frame["runs"] = len(runs)
-    best.frame["gradient_evaluations"] = sum(int(h.frame["gradient_evaluations"].iloc[-1]) for h in runs)
-    best.frame["wall_time"] = sum(float(h.frame["wall_time"].iloc[-1]) for h in runs)
+    others = [h for h in runs if h is not best]
+    for column in ("iteration", *COUNTERS, "wall_time", "runs"):
+        best.frame[column] = best.frame[column] + sum(h.frame[column].iloc[-1] for h in others)
     best.label = f"HD (beta_hd {best.config['hypergrad_lr']:g})"
     best.message = best.message or ", ".join(f"beta_hd {h.config['hypergrad_lr']:g}: {h.status}" for h in runs)
     return best
