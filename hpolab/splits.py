@@ -9,7 +9,7 @@ read the files; the functions here decide which examples go where and how they a
   standardized by the training pixels (the STN study);
 - :func:`image_split`: images (MNIST, SVHN, CIFAR-10) kept as images, the first ones of the
   training set split in two, normalized per channel by the training images (the FDS studies,
-  the HOZOG CNN study).
+  the HOZOG CNN study; the HD studies with no validation part).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from hpolab.cache import StudyCache
-from hpolab.data import as_tensors, load_cifar10, load_mnist, require_full_cifar10
+from hpolab.data import load_cifar10, load_mnist, require_full_cifar10
 from hpolab.models import cifar_resnet18, mnist_mlp, small_cnn, torch_blog_vgg16
 from hpolab.history import History
 from hpolab.optim import SGDHD, AdamHD
@@ -26,6 +26,7 @@ from hpolab.studies.common import check_scale
 from hpolab.training import fit
 from hpolab.validation import check_choice, check_count
 from hpolab.seeding import global_seed
+from hpolab.splits import image_split
 
 OPTIMIZERS = ("sgd", "sgdn", "adam")
 LR_SCHEDULES = ("constant", "hd", "decay")
@@ -118,16 +119,15 @@ MODELS = {"mnist-mlp": mnist_mlp, "cifar-cnn": small_cnn, "cifar-vgg16": torch_b
 
 @functools.lru_cache(maxsize=4)
 def load_task_data(task: str, n_train: int | None, n_test: int | None, device):
-    """(train, test) tensors for a task, normalized per channel with the training statistics."""
+    """(train, test) tensors for a task: the first ``n_train`` training images (None: all) and
+    the first ``n_test`` test images, normalized per channel with the training statistics (the
+    image family's preparation, :func:`hpolab.splits.image_split`, with no validation part)."""
     if task == "mnist-mlp":
         train, test = load_mnist(train=True), load_mnist(train=False)
     else:
         train, test = load_cifar10(train=True), load_cifar10(train=False)
-    x_train, y_train = as_tensors(train, limit=n_train, device=device)
-    x_test, y_test = as_tensors(test, limit=n_test, device=device)
-    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
-    std = x_train.std(dim=(0, 2, 3), keepdim=True)
-    return ((x_train - mean) / std, y_train), ((x_test - mean) / std, y_test)
+    split = image_split(train, test, len(train) if n_train is None else n_train, 0, n_test, device, task)
+    return split.train, split.test
 
 
 # ---------------------------------------------------------------------------------------------
