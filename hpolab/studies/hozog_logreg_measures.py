@@ -51,13 +51,13 @@ def add_paper_measures(histories: Sequence[History], task, hyper, q: int, mu: fl
             frame["grad_norm2"] = frame.get("hypergradient_norm2", math.nan)
             continue
         hoag_run = method == "implicit"
-        at = frame[column]
-        rows = [i for i in range(1, len(frame)) if not math.isnan(float(at.iloc[i]))]
+        lam = frame[column]  # each row's lambda: the one its training (or HOAG's solve) ran at
+        rows = [i for i in range(1, len(frame)) if not math.isnan(float(lam.iloc[i]))]
         count = min(hoag_points if hoag_run else points, len(rows))
         chosen = sorted({rows[int(k)] for k in np.linspace(0, len(rows) - 1, count)}) if rows else []
         values, objective = np.full(len(frame), math.nan), np.full(len(frame), math.nan)
         if chosen:
-            lambdas = torch.tensor([float(at.iloc[i]) for i in chosen], dtype=torch.float64)
+            lambdas = torch.tensor([float(lam.iloc[i]) for i in chosen], dtype=torch.float64)
             losses, norms = _eq3(task, hyper, lambdas, q, mu, generator, seed)
             values[chosen], objective[chosen] = norms, losses
         frame["grad_norm2"] = pd.Series(values, index=frame.index).ffill()
