@@ -1,4 +1,4 @@
-"""Models of the FDS and HOZOG experiments, as plain ``nn.Module``s usable with ``torch.func``.
+"""The studies' models, as plain ``nn.Module``s usable with ``torch.func``.
 
 ``lenet`` is LeCun et al.'s LeNet-5 layout (two 5x5 convolutions with max pooling, then
 120-84-classes) for 28x28 MNIST or 32x32 SVHN. ``wide_resnet`` is Zagoruyko & Komodakis'
@@ -14,7 +14,8 @@ holds no state, so it needs no patching for ``vmap``.
 
 The HD paper's networks (Baydin et al., studies 06 and 07): ``mnist_mlp`` (two hidden layers of
 1000 ReLUs), ``torch_blog_vgg16`` (the Torch blog's VGG-16 with BatchNorm and dropout, not
-HOZOG's ``cifar_vgg16``), ``cifar_resnet18`` and the ``cpu`` scale's ``small_cnn``.
+HOZOG's ``cifar_vgg16``), ``cifar_resnet18`` and the ``cpu`` scale's ``small_cnn``. The local
+SGD study's: ``logistic_regression`` and an ``mlp``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ import torch
 from torch import nn
 
 from hpolab.validation import check_count
+
+
+def logistic_regression(features: int, dtype: torch.dtype = torch.float64) -> nn.Module:
+    """Logistic regression: one logit of ``features`` inputs, weights and bias starting at 0
+    (the local SGD study's convex task, whose runs then differ only in data order)."""
+    model = nn.Linear(features, 1).to(dtype)
+    nn.init.zeros_(model.weight)
+    nn.init.zeros_(model.bias)
+    return model
 
 
 def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU, flatten: bool = False) -> nn.Module:

@@ -5,8 +5,10 @@ read the files; the functions here decide which examples go where and how they a
 
 - :func:`libsvm_split`: a LIBSVM set, dense, split 2:1:1 by a seeded permutation (the HOZOG
   logistic-regression study, the estimator atlas);
-- :func:`mnist_split`: flattened MNIST, train and validation drawn from MNIST's training set,
-  standardized by the training pixels (the STN study);
+- :func:`libsvm_train_test`: a LIBSVM set, dense, as a training and a test part with no
+  validation part: a9a with its own test file, other sets split 3:1 (the local SGD study);
+- :func:`mnist_split`: flattened MNIST, train and validation drawn from MNIST's training set
+  (or its first images), standardized by the training pixels (the STN and local SGD studies);
 - :func:`image_split`: images (MNIST, SVHN, CIFAR-10) kept as images, the first ones of the
   training set split in two, normalized per channel by the training images (the FDS studies,
   the HOZOG CNN study; the HD studies with no validation part).
@@ -67,14 +69,39 @@ def libsvm_split(name: str, limit: int | None = None, max_features: int | None =
     return Split(train, val, test, name=name, examples=len(y))
 
 
+def libsvm_train_test(name: str, n_train: int | None = None, n_test: int | None = None, device="cpu") -> Split:
+    """A LIBSVM set, dense in float64 with labels 0 / 1, as a training and a test part (the
+    validation part is empty): a9a with its own test file ``a9a.t``, any other set split 3:1 by
+    a fixed permutation (seed 0). ``n_train`` and ``n_test`` keep the first examples of each
+    part (None: all)."""
+    x, y = _dense_libsvm(name)
+    if name == "a9a":
+        xt, yt = _dense_libsvm("a9a.t", n_features=x.shape[1])
+    else:
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+        cut = (3 * len(y)) // 4
+        (x, y), (xt, yt) = (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
+    train = (x[:n_train].to(device), y[:n_train].to(device))
+    return Split(train, (train[0][:0], train[1][:0]), (xt[:n_test].to(device), yt[:n_test].to(device)), name=name,
+                 examples=len(y) + len(yt))
+
+
+def _dense_libsvm(name: str, n_features: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_libsvm(name, n_features=n_features)
+    return torch.tensor(x.toarray(), dtype=torch.float64), torch.tensor((y > 0).astype(np.int64))
+
+
 @functools.lru_cache(maxsize=4)
-def mnist_split(n_train: int, n_val: int, n_test: int | None, seed: int = 0, device: str = "cpu") -> Split:
+def mnist_split(n_train: int | None, n_val: int, n_test: int | None, seed: int | None = 0,
+                device: str = "cpu") -> Split:
     """``n_train`` + ``n_val`` images drawn without overlap from MNIST's training set by a seeded
-    permutation, the first ``n_test`` test images, flattened; pixels standardized by the
-    training mean and standard deviation."""
+    permutation (``seed=None``: the first ones, in the file's order; ``n_train=None``: all of the
+    rest), the first ``n_test`` test images (None: all), flattened; pixels standardized by the
+    training images' one mean and standard deviation."""
     x, y = as_tensors(load_mnist(train=True))
     x_test, y_test = as_tensors(load_mnist(train=False), limit=n_test)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_train = len(y) - n_val if n_train is None else n_train
+    order = torch.arange(len(y)) if seed is None else torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     train_idx, val_idx = order[:n_train], order[n_train:n_train + n_val]
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
     mean, std = x[train_idx].mean(), x[train_idx].std()

@@ -30,7 +30,7 @@ from hpolab.data import (
     load_mnist,
     load_svhn,
 )
-from hpolab.splits import image_split
+from hpolab.splits import image_split, libsvm_train_test, mnist_split
 
 MNIST_FILES = [
     "train-images-idx3-ubyte.gz",
@@ -276,3 +276,27 @@ def test_image_split_takes_the_first_images_and_normalizes_each_channel_by_the_t
     assert split.val[1].tolist() == labels[20:26].tolist() and split.name == "toy"
     with pytest.raises(ValueError, match=r"n_train \+ n_val = 31 exceeds the 30 training images of toy"):
         image_split(train_set, test_set, 25, 6, 5, name="toy")
+
+
+def test_libsvm_train_test_keeps_a9a_test_file_and_cuts_other_sets_three_to_one(libsvm_dir):
+    a9a = libsvm_train_test("a9a")
+    test_x, test_y = load_libsvm("a9a.t", root=libsvm_dir.parent, n_features=123)
+    assert a9a.train[0].shape == (32561, 123) and a9a.train[0].dtype == torch.float64 and len(a9a.val[1]) == 0
+    assert torch.equal(a9a.test[0], torch.tensor(test_x.toarray())) and a9a.test[1].tolist() == (test_y > 0).tolist()
+    assert int(a9a.train[1].sum()) == 7841 and a9a.examples == 32561 + 16281
+    w8a = libsvm_train_test("w8a", n_train=1000, n_test=300)
+    whole = libsvm_train_test("w8a")
+    assert (len(whole.train[1]), len(whole.test[1])) == (37311, 12438)  # 3:1 of w8a's 49749
+    rows = torch.cat([whole.train[0], whole.test[0]])
+    x, _ = load_libsvm("w8a", root=libsvm_dir.parent)
+    assert torch.equal(rows.sum(0), torch.tensor(np.asarray(x.sum(0)).ravel()))  # a partition of the file's rows
+    assert torch.equal(w8a.train[0], whole.train[0][:1000]) and torch.equal(w8a.test[0], whole.test[0][:300])
+
+
+def test_mnist_split_in_file_order_takes_the_first_images_standardized_by_them(mnist_train):
+    split = mnist_split(100, 0, 20, seed=None)
+    raw, labels = as_tensors(load_mnist(train=True), limit=100)
+    flat = raw.flatten(1)
+    assert torch.allclose(split.train[0], (flat - flat.mean()) / flat.std(), atol=1e-6)
+    assert split.train[1].tolist() == labels.tolist() and len(split.val[1]) == 0 and len(split.test[1]) == 20
+    assert torch.allclose(split.train[0].mean(), torch.tensor(0.0), atol=1e-5)

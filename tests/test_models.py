@@ -220,3 +220,12 @@ def test_flat_model_runs_convolutions_directly_and_their_double_backward_bit_for
         thetas = torch.randn(3, flat.size, dtype=dtype)
         by_call = vmap(lambda t, x: functional_call(module, flat.unflatten(t), (x,)), in_dims=(0, None))
         assert torch.equal(vmap(flat, in_dims=(0, None))(thetas, x), by_call(thetas, x))
+
+
+def test_logistic_regression_starts_at_zero_so_every_example_has_probability_one_half():
+    from hpolab.models import logistic_regression
+
+    model = logistic_regression(5)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    assert model(x).shape == (4, 1) and model.weight.dtype == torch.float64
+    assert torch.equal(torch.sigmoid(model(x)), torch.full((4, 1), 0.5, dtype=torch.float64))

@@ -27,6 +27,7 @@ from hpolab.protocol import Method
 from hpolab.validation import check_choice, check_open_unit, check_positive
 
 TRY_SCALES = ("printed", "length")
+RADII = (2**-10, 2**-5)  # (r, R): the paper gives none; study 01's radius sweep picked these (joint_descent)
 
 
 class JointDescentState(NamedTuple):
@@ -87,7 +88,7 @@ def gradientless_step(
     return y, value
 
 
-def joint_descent(p: float = 0.5, r: float = 2**-10, R: float = 2**-5, beta: float | None = None,
+def joint_descent(p: float = 0.5, r: float = RADII[0], R: float = RADII[1], beta: float | None = None,
                   try_scale: str = "printed") -> Method:
     """Joint Descent: gradient steps on x w.p. p, gradientless steps on y otherwise.
 

@@ -10,7 +10,7 @@ import functools
 from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.studies.hd_vs_decay_setting import (
-    BATCH_SIZE, STUDY_TASKS, Setting, _sizes, _tasks, load_task_data, train_setting,
+    BATCH_SIZE, STUDY_TASKS, Setting, _sizes, _tasks, hd_task_data, train_setting,
 )
 
 
@@ -21,7 +21,7 @@ def run_one(task: str = "mnist-mlp", scale: str = "cpu", optimizer: str = "sgdn"
     _tasks(scale, [task], {})
     n_train, n_test, _ = _sizes(scale, task)
     torch_device = resolve_device(device)
-    data = load_task_data(task, n_train, n_test, torch_device)
+    data = hd_task_data(task, n_train, n_test, torch_device)
     setting = Setting(task, optimizer, schedule, lr, hypergrad_lr if schedule == "hd" else 0.0)
     return train_setting(setting, data, epochs, seed, BATCH_SIZE, torch_device, callback=callback,
                          should_stop=should_stop)

@@ -118,7 +118,7 @@ MODELS = {"mnist-mlp": mnist_mlp, "cifar-cnn": small_cnn, "cifar-vgg16": torch_b
 
 
 @functools.lru_cache(maxsize=4)
-def load_task_data(task: str, n_train: int | None, n_test: int | None, device):
+def hd_task_data(task: str, n_train: int | None, n_test: int | None, device):
     """(train, test) tensors for a task: the first ``n_train`` training images (None: all) and
     the first ``n_test`` test images, normalized per channel with the training statistics (the
     image family's preparation, :func:`hpolab.splits.image_split`, with no validation part)."""
@@ -242,7 +242,7 @@ class Trainer:
 
     def _train(self, setting: Setting, seed: int) -> History:
         n_train, n_test, _ = _sizes(self.scale, setting.task)
-        data = load_task_data(setting.task, n_train, n_test, self.device)
+        data = hd_task_data(setting.task, n_train, n_test, self.device)
         return train_setting(setting, data, self.epochs_for(setting.task), seed, self.batch_size, self.device,
                              records_per_epoch=RECORDS_PER_EPOCH[self.scale])
 

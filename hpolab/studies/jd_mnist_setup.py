@@ -18,6 +18,7 @@ import torch
 from hpolab import devices
 from hpolab.data import as_tensors, load_mnist
 from hpolab.methods import joint_descent
+from hpolab.methods.joint_descent import RADII  # r, R: JD's defaults, study 01's pick
 from hpolab.problems.mlp import (
     MinibatchStream,
     activation_mlp,
@@ -25,7 +26,6 @@ from hpolab.problems.mlp import (
 )
 from hpolab.protocol import Method
 from hpolab.studies.common import check_scale
-from hpolab.studies.jd_sphere_settings import JD_RADII
 from hpolab.validation import check_choice, check_count, check_positive
 
 
@@ -40,7 +40,6 @@ NOTEBOOK = "02_jd_mnist_activation"
 LR = 0.1  # a guard: the printed 1 / beta (~0.7) diverges, see the module docstring
 BATCH_SIZE = 128
 BOX = ((0.0, 1.0), (0.0, 1.0), (0.0, 1.0))  # a guard: see the module docstring
-RADII = JD_RADII  # r, R: study 01's
 MONITOR_SEED = 12345  # which training images the accuracy is measured on (the same for every run)
 ALPHA_NEAR_ZERO = 0.1  # "close to 0" for the ReLU slope
 ACCURACY = 0.95  # "~96 %": within a point

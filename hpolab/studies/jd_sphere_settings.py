@@ -13,7 +13,7 @@ from typing import Sequence
 
 from hpolab.history import History
 from hpolab.methods import make_method
-from hpolab.methods.joint_descent import search_radii
+from hpolab.methods.joint_descent import RADII, search_radii
 from hpolab.problems import FUNCTIONS
 from hpolab.protocol import Method
 from hpolab.validation import check_choice, check_open_unit, check_positive
@@ -29,7 +29,7 @@ ALL_METHODS = ("jd", "ajd", "alt-bo", "alt-zo")
 ALL_FUNCTIONS = tuple(FUNCTIONS)
 PAPER_P_VALUES = (0.1, 0.3, 0.5, 0.7, 0.9)
 AJD_ESTIMATORS = ("printed", "unbiased")
-JD_RADII = (2**-10, 2**-5)  # (r, R): the best printed row of radius_sweep at cpu scale (module docstring)
+JD_RADII = RADII  # (r, R): the best printed row of radius_sweep at cpu scale (jd_sphere's docstring), JD's defaults
 # The (try scale, r, R) radius_sweep tries: the printed tries on a grid, and the tries of
 # typical length r_i that hpolab used before (r = 2^-4, R = 2) for comparison.
 RADIUS_GRID = tuple(("printed", 2.0**r, 2.0**R) for r in (-12, -10, -8) for R in (-7, -5, -3))

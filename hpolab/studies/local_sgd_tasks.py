@@ -14,15 +14,14 @@ import functools
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from hpolab.data import as_tensors, load_libsvm, load_mnist
 from hpolab.devices import resolve_device
 from hpolab.history import History
 from hpolab.methods.local_sgd import growing, make_schedule, plateau, run_local_sgd
-from hpolab.models import mlp
+from hpolab.models import logistic_regression, mlp
+from hpolab.splits import libsvm_train_test, mnist_split
 from hpolab.studies.common import check_scale
 from hpolab.validation import check_choice, check_count, check_positive
 from hpolab.seeding import global_seed
@@ -50,42 +49,25 @@ SIZES = {
 
 
 @functools.lru_cache(maxsize=4)
-def load_task_data(task: str, n_train: int | None, n_test: int | None, device: str):
-    """(train, test) tensors: LIBSVM sets in float64 with labels 0 / 1 (a9a with its own
-    test file a9a.t; w8a split 3:1 by a fixed permutation); MNIST flattened in float32,
-    standardized with the training mean and deviation."""
+def local_sgd_data(task: str, n_train: int | None, n_test: int | None, device: str):
+    """(train, test) tensors of a task, as the local SGD paper splits them
+    (:func:`hpolab.splits.libsvm_train_test`: a9a with its own test file, w8a 3:1; MNIST's first
+    images, flattened and standardized, :func:`hpolab.splits.mnist_split` in file order)."""
     check_choice("task", task, TASKS)
     if task == "mnist-mlp":
-        x, y = as_tensors(load_mnist(train=True), limit=n_train, device=device)
-        xt, yt = as_tensors(load_mnist(train=False), limit=n_test, device=device)
-        mean, std = x.mean(), x.std()
-        return (((x - mean) / std).flatten(1), y), (((xt - mean) / std).flatten(1), yt)
-    name = task.split("-")[0]
-    x, y = _libsvm(name)
-    if name == "a9a":
-        xt, yt = _libsvm("a9a.t", n_features=x.shape[1])
+        split = mnist_split(n_train, 0, n_test, seed=None, device=device)
     else:
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-        cut = (3 * len(y)) // 4
-        (x, y), (xt, yt) = (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
-    return (x[:n_train].to(device), y[:n_train].to(device)), (xt[:n_test].to(device), yt[:n_test].to(device))
-
-
-def _libsvm(name: str, n_features: int | None = None):
-    x, y = load_libsvm(name, n_features=n_features)
-    return torch.tensor(x.toarray(), dtype=torch.float64), torch.tensor((y > 0).astype(np.int64))
+        split = libsvm_train_test(task.split("-")[0], n_train, n_test, device)
+    return split.train, split.test
 
 
 def make_model(task: str, features: int, seed: int) -> nn.Module:
-    """Logistic regression (one logit, zero start) or the MLP (one hidden layer of 64 ReLUs,
-    torch's default initialization drawn from ``seed``)."""
+    """Logistic regression (one logit, zero start, float64) or the MLP (one hidden layer of 64
+    ReLUs, torch's default initialization drawn from ``seed``)."""
     if task == "mnist-mlp":
         with global_seed(seed):
             return mlp((features, HIDDEN, 10))
-    model = nn.Linear(features, 1).double()
-    nn.init.zeros_(model.weight)
-    nn.init.zeros_(model.bias)
-    return model
+    return logistic_regression(features)
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,7 +75,7 @@ def logistic_optimum(task: str, n_train: int | None, weight_decay: float) -> flo
     """min_w mean logistic loss + weight_decay / 2 |w|^2 on the training set: the f* of the
     suboptimality curves. L-BFGS in float64; on a9a it ends at a gradient norm of 1.2e-9, so
     by strong convexity (weight_decay = 1e-4) f* is exact to |g|^2 / (2 weight_decay) < 1e-14."""
-    (x, y), _ = load_task_data(task, n_train, None, "cpu")
+    (x, y), _ = local_sgd_data(task, n_train, None, "cpu")
     model = make_model(task, x.shape[1], 0)
     params = list(model.parameters())
     optimizer = torch.optim.LBFGS(params, lr=1, max_iter=1000, tolerance_grad=1e-11, tolerance_change=1e-16,
@@ -141,7 +123,7 @@ def run_task(task: str, period, *, scale: str = "cpu", workers: int = 16, batch_
     """One local SGD run of ``task`` at the scale's data size."""
     n_train, n_test, default_steps, _ = _sizes(scale, task)
     torch_device = resolve_device(device)
-    train, test = load_task_data(task, n_train, n_test, str(torch_device))
+    train, test = local_sgd_data(task, n_train, n_test, str(torch_device))
     model = make_model(task, train[0].shape[1], seed).to(torch_device)
     optimum = logistic_optimum(task, n_train, WEIGHT_DECAY[task]) if task != "mnist-mlp" else None
     steps = check_count("steps", steps if steps is not None else default_steps, minimum=1)
