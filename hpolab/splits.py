@@ -101,7 +101,10 @@ def mnist_split(n_train: int | None, n_val: int, n_test: int | None, seed: int |
     x, y = as_tensors(load_mnist(train=True))
     x_test, y_test = as_tensors(load_mnist(train=False), limit=n_test)
     n_train = len(y) - n_val if n_train is None else n_train
-    order = torch.arange(len(y)) if seed is None else torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    if seed is None:
+        order = torch.arange(len(y))
+    else:
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     train_idx, val_idx = order[:n_train], order[n_train:n_train + n_val]
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
     mean, std = x[train_idx].mean(), x[train_idx].std()
